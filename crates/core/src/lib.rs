@@ -1,0 +1,8 @@
+//! `ceiling-core`: everything of ceiling that needs no GPU. Shapes and configs, the f64 CPU
+//! reference of every kernel, statistics and fits.
+
+pub mod fit;
+pub mod kernel;
+pub mod process;
+pub mod reference;
+pub mod stats;

@@ -1,0 +1,46 @@
+use ceiling_core::kernel::ShapeError;
+
+/// Everything that can go wrong on the GPU side, each with the problem and the fix named.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(
+        "no GPU adapter found{filter}. Install a Vulkan driver; without a GPU, Mesa's lavapipe \
+         runs everywhere: `sudo apt-get install -y mesa-vulkan-drivers libvulkan1` (Debian/Ubuntu), \
+         then run with WGPU_BACKEND=vulkan. `ceiling info` lists the adapters wgpu sees"
+    )]
+    NoAdapter { filter: String },
+    #[error("adapter '{adapter}' does not offer {feature}: {fix}")]
+    MissingFeature {
+        adapter: String,
+        feature: &'static str,
+        fix: &'static str,
+    },
+    #[error("{what} needs {need} but the adapter allows at most {max}: {fix}")]
+    Limit {
+        what: String,
+        need: u64,
+        max: u64,
+        fix: &'static str,
+    },
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
+    #[error("{what} contains NaN or infinity at element {index}; kernels take finite inputs only")]
+    NonFinite { what: String, index: usize },
+    #[error("could not create a device on '{adapter}': {message}")]
+    Device { adapter: String, message: String },
+    #[error("GPU error: {0}")]
+    Gpu(String),
+}
+
+pub type Result<T, E = HostError> = std::result::Result<T, E>;
+
+/// Refuses NaN and infinity in an input before it is uploaded.
+pub fn check_finite(what: &str, data: &[f32]) -> Result<()> {
+    match data.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(HostError::NonFinite {
+            what: what.to_string(),
+            index,
+        }),
+        None => Ok(()),
+    }
+}

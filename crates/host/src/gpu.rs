@@ -1,0 +1,416 @@
+//! Adapter and device: choosing an adapter, asking for what it really offers, the pipeline
+//! cache, and a queue of dispatches that is submitted when results are read back.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ceiling_shaders::{Precision, Variant};
+use wgpu::util::DeviceExt;
+
+use crate::error::{HostError, Result};
+
+/// How to choose an adapter. Empty fields fall back to WGPU_ADAPTER_NAME and WGPU_BACKEND.
+#[derive(Clone, Debug, Default)]
+pub struct AdapterRequest {
+    /// Case-insensitive substring of the adapter name.
+    pub name: Option<String>,
+    /// Leave out shader-f16 even where the adapter has it (to see what f16-less adapters do).
+    pub without_f16: bool,
+}
+
+/// Everything a result file needs to say which adapter produced it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub vendor: u32,
+    pub device: u32,
+    pub features: Vec<String>,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroups_per_dimension: u32,
+    pub subgroup_min_size: u32,
+    pub subgroup_max_size: u32,
+}
+
+impl AdapterSummary {
+    fn new(info: &wgpu::AdapterInfo, features: wgpu::Features, limits: &wgpu::Limits) -> Self {
+        let mut names = Vec::new();
+        for (flag, name) in [
+            (wgpu::Features::SHADER_F16, "shader-f16"),
+            (wgpu::Features::SUBGROUP, "subgroup"),
+            (wgpu::Features::TIMESTAMP_QUERY, "timestamp-query"),
+            (
+                wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
+                "timestamp-query-inside-encoders",
+            ),
+            (wgpu::Features::SHADER_F64, "shader-f64"),
+        ] {
+            if features.contains(flag) {
+                names.push(name.to_string());
+            }
+        }
+        Self {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: info.driver.clone(),
+            driver_info: info.driver_info.clone(),
+            vendor: info.vendor,
+            device: info.device,
+            features: names,
+            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+            max_buffer_size: limits.max_buffer_size,
+            max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
+            max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+            max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+            subgroup_min_size: info.subgroup_min_size,
+            subgroup_max_size: info.subgroup_max_size,
+        }
+    }
+}
+
+fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+/// Every adapter wgpu sees (honouring WGPU_BACKEND), described.
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    let adapters = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+    adapters
+        .iter()
+        .map(|a| AdapterSummary::new(&a.get_info(), a.features(), &a.limits()))
+        .collect()
+}
+
+/// Preference among device types: a real GPU first, the CPU (lavapipe) last.
+fn rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+type PipelineKey = (Variant, &'static str, Vec<(&'static str, u64)>);
+
+/// A device on one adapter, with the features and limits it offers.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub summary: AdapterSummary,
+    pub features: wgpu::Features,
+    pub limits: wgpu::Limits,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    pending: Mutex<Pending>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    encoder: Option<wgpu::CommandEncoder>,
+    dispatches: usize,
+}
+
+/// Dispatches recorded before a submit; bounds the memory of queued uniforms.
+const MAX_PENDING_DISPATCHES: usize = 256;
+
+impl Gpu {
+    /// Opens the best adapter that matches the request (a discrete GPU first).
+    pub fn new(request: &AdapterRequest) -> Result<Gpu> {
+        let filter = request
+            .name
+            .clone()
+            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+            .map(|s| s.to_lowercase());
+        let adapters = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+        let adapter = adapters
+            .into_iter()
+            .filter(|a| {
+                filter
+                    .as_ref()
+                    .is_none_or(|f| a.get_info().name.to_lowercase().contains(f))
+            })
+            .min_by_key(|a| rank(a.get_info().device_type))
+            .ok_or_else(|| HostError::NoAdapter {
+                filter: match (&filter, std::env::var("WGPU_BACKEND")) {
+                    (Some(f), _) => format!(" whose name contains '{f}'"),
+                    (None, Ok(b)) => format!(" for WGPU_BACKEND={b}"),
+                    (None, Err(_)) => String::new(),
+                },
+            })?;
+        Self::open(adapter, request)
+    }
+
+    fn open(adapter: wgpu::Adapter, request: &AdapterRequest) -> Result<Gpu> {
+        let info = adapter.get_info();
+        let wanted = wgpu::Features::SHADER_F16
+            | wgpu::Features::SUBGROUP
+            | wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
+        let mut features = adapter.features() & wanted;
+        if request.without_f16 {
+            features.remove(wgpu::Features::SHADER_F16);
+        }
+        // Ask for every limit the adapter really has: wgpu's defaults are far lower
+        // (16 KiB of workgroup memory, 128 MiB bindings) than most GPUs offer.
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("ceiling"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| HostError::Device {
+            adapter: info.name.clone(),
+            message: e.to_string(),
+        })?;
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = errors.clone();
+        // Validation errors must become Results, never the default handler's panic.
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().unwrap().push(e.to_string());
+        }));
+        let summary = AdapterSummary::new(&info, features, &device.limits());
+        Ok(Gpu {
+            limits: device.limits(),
+            device,
+            queue,
+            summary,
+            features,
+            pipelines: Mutex::default(),
+            pending: Mutex::default(),
+            errors,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.summary.name
+    }
+
+    pub fn has_f16(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    pub fn has_subgroups(&self) -> bool {
+        self.features.contains(wgpu::Features::SUBGROUP)
+    }
+
+    pub fn has_timestamps(&self) -> bool {
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Fails with a clear error when the adapter cannot store tensors at `precision`.
+    pub fn require_precision(&self, precision: Precision) -> Result<()> {
+        if precision == Precision::F16 && !self.has_f16() {
+            return Err(HostError::MissingFeature {
+                adapter: self.summary.name.clone(),
+                feature: "shader-f16",
+                fix: "use f32 storage, or an adapter that lists shader-f16 in `ceiling info`",
+            });
+        }
+        Ok(())
+    }
+
+    /// The largest storage binding, in bytes.
+    pub fn max_binding(&self) -> u64 {
+        self.limits.max_storage_buffer_binding_size
+    }
+
+    /// A cached compute pipeline for one entry point of a variant with override constants.
+    pub fn pipeline(
+        &self,
+        variant: Variant,
+        entry: &'static str,
+        constants: &[(&'static str, u32)],
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        self.require_precision(variant.precision)?;
+        if variant.family.needs_subgroups() && !self.has_subgroups() {
+            return Err(HostError::MissingFeature {
+                adapter: self.summary.name.clone(),
+                feature: "subgroup",
+                fix: "use the portable kernel variant",
+            });
+        }
+        let key: PipelineKey = (
+            variant,
+            entry,
+            constants.iter().map(|&(n, v)| (n, v as u64)).collect(),
+        );
+        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
+            return Ok(p.clone());
+        }
+        let source = variant.source();
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(&variant.label()),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        let constants: Vec<(&str, f64)> = constants.iter().map(|&(n, v)| (n, v as f64)).collect();
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    // Every kernel writes its workgroup memory before reading it.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(HostError::Gpu(format!(
+                "pipeline {} / {entry} failed: {e}",
+                variant.label()
+            )));
+        }
+        let pipeline = Arc::new(pipeline);
+        self.pipelines.lock().unwrap().insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Records one dispatch; it runs at the next [`Gpu::submit`] (or read-back).
+    /// `params` fills a uniform at binding 0; `bindings` are (binding index, buffer range).
+    pub fn dispatch(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        params: &[u8],
+        bindings: &[(u32, wgpu::BufferBinding<'_>)],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        if let Some(&g) = groups.iter().find(|&&g| g > max) {
+            return Err(HostError::Limit {
+                what: "a dispatch".into(),
+                need: g as u64,
+                max: max as u64,
+                fix: "split the work into smaller calls",
+            });
+        }
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: params,
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        entries.extend(bindings.iter().map(|(i, b)| wgpu::BindGroupEntry {
+            binding: *i,
+            resource: wgpu::BindingResource::Buffer(b.clone()),
+        }));
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let mut pending = self.pending.lock().unwrap();
+        let encoder = pending.encoder.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+        });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        }
+        pending.dispatches += 1;
+        let full = pending.dispatches >= MAX_PENDING_DISPATCHES;
+        drop(pending);
+        if full {
+            self.submit()?;
+        }
+        Ok(())
+    }
+
+    /// Records a command outside a compute pass (copies, timestamps) in order with dispatches.
+    pub fn encode(&self, f: impl FnOnce(&mut wgpu::CommandEncoder)) {
+        let mut pending = self.pending.lock().unwrap();
+        let encoder = pending.encoder.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+        });
+        f(encoder);
+    }
+
+    /// Submits what was recorded, without waiting.
+    pub fn submit(&self) -> Result<()> {
+        let encoder = {
+            let mut pending = self.pending.lock().unwrap();
+            pending.dispatches = 0;
+            pending.encoder.take()
+        };
+        if let Some(encoder) = encoder {
+            self.queue.submit([encoder.finish()]);
+        }
+        self.take_errors()
+    }
+
+    /// Submits what was recorded and waits until the GPU is done.
+    pub fn sync(&self) -> Result<()> {
+        self.submit()?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| HostError::Gpu(e.to_string()))?;
+        self.take_errors()
+    }
+
+    fn take_errors(&self) -> Result<()> {
+        let mut errors = self.errors.lock().unwrap();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            let all = errors.join("\n");
+            errors.clear();
+            Err(HostError::Gpu(all))
+        }
+    }
+
+    /// Reads `size` bytes of `buffer` from `offset` back to the host (submits first).
+    pub fn read_bytes(&self, buffer: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read-back"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.encode(|e| e.copy_buffer_to_buffer(buffer, offset, &staging, 0, size));
+        self.submit()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| HostError::Gpu(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| HostError::Gpu(e.to_string()))?
+            .map_err(|e| HostError::Gpu(format!("mapping a read-back buffer failed: {e}")))?;
+        let bytes = staging
+            .get_mapped_range(..)
+            .map_err(|e| HostError::Gpu(e.to_string()))?
+            .to_vec();
+        staging.unmap();
+        self.take_errors()?;
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,46 @@
+//! Rust launchers of the WGSL kernels. Each file is named after its WGSL file in `shaders/`
+//! and its reference in `ceiling_core::reference`.
+
+pub mod matmul;
+pub mod norm;
+pub mod softmax;
+
+pub use matmul::{matmul, MatmulTiles};
+pub use norm::{layer_norm, rms_norm};
+pub use softmax::softmax;
+
+use ceiling_shaders::Precision;
+
+use crate::error::{HostError, Result};
+use crate::tensor::Tensor;
+
+/// Checks that a tensor has the expected length and precision.
+pub(crate) fn check_tensor(
+    what: &'static str,
+    t: &Tensor,
+    len: usize,
+    precision: Precision,
+) -> Result<()> {
+    ceiling_core::kernel::check_len(what, len, t.len)?;
+    if t.precision != precision {
+        return Err(HostError::Shape(ceiling_core::kernel::ShapeError::Invalid(
+            format!(
+                "{what} is stored as {} but the kernel runs at {precision}: convert it first",
+                t.precision
+            ),
+        )));
+    }
+    Ok(())
+}
+
+/// Workgroups for one-workgroup-per-row kernels: rows spread over x and y, as one grid
+/// dimension holds at most `max` workgroups.
+pub(crate) fn row_grid(rows: usize, max: u32) -> [u32; 3] {
+    let x = rows.min(max as usize).max(1);
+    [x as u32, rows.div_ceil(x) as u32, 1]
+}
+
+/// Uniform parameters as bytes (every kernel's params are 32-bit words).
+pub(crate) fn words(w: &[u32]) -> Vec<u8> {
+    bytemuck::cast_slice(w).to_vec()
+}

@@ -1,0 +1,10 @@
+//! `ceiling-host`: the wgpu side of ceiling. Adapter and device, tensors, kernel launchers.
+
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+pub mod tensor;
+
+pub use error::{HostError, Result};
+pub use gpu::{list_adapters, AdapterRequest, AdapterSummary, Gpu};
+pub use tensor::Tensor;

@@ -1,0 +1,212 @@
+//! Tensors on the GPU: a storage buffer of f32 or f16 elements.
+
+use ceiling_shaders::Precision;
+use half::f16;
+use wgpu::util::DeviceExt;
+
+use crate::error::{HostError, Result};
+use crate::gpu::Gpu;
+
+/// A flat array of `len` elements stored at `precision` in one GPU buffer.
+pub struct Tensor {
+    pub buffer: wgpu::Buffer,
+    pub len: usize,
+    pub precision: Precision,
+}
+
+const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+/// Bytes of `len` elements, padded to the 4-byte granularity of bindings and copies.
+fn padded_bytes(len: usize, precision: Precision) -> u64 {
+    ((len * precision.size()).max(4) as u64).next_multiple_of(4)
+}
+
+fn encode(data: &[f32], precision: Precision) -> Vec<u8> {
+    let mut bytes = match precision {
+        Precision::F32 => bytemuck::cast_slice(data).to_vec(),
+        Precision::F16 => data
+            .iter()
+            .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+            .collect(),
+    };
+    bytes.resize(padded_bytes(data.len(), precision) as usize, 0);
+    bytes
+}
+
+impl Gpu {
+    fn check_buffer_size(&self, what: &str, bytes: u64) -> Result<()> {
+        if bytes > self.limits.max_buffer_size {
+            return Err(HostError::Limit {
+                what: format!("{what} ({bytes} bytes)"),
+                need: bytes,
+                max: self.limits.max_buffer_size,
+                fix: "use smaller shapes or fewer samples per batch",
+            });
+        }
+        Ok(())
+    }
+
+    /// Uploads `data`, converted to `precision`. NaN and infinity are refused.
+    pub fn upload(&self, what: &str, data: &[f32], precision: Precision) -> Result<Tensor> {
+        crate::error::check_finite(what, data)?;
+        self.upload_unchecked(what, data, precision)
+    }
+
+    /// Uploads without the finiteness check: for NaN-poisoned outputs in tests.
+    pub fn upload_unchecked(
+        &self,
+        what: &str,
+        data: &[f32],
+        precision: Precision,
+    ) -> Result<Tensor> {
+        self.require_precision(precision)?;
+        let bytes = encode(data, precision);
+        self.check_buffer_size(what, bytes.len() as u64)?;
+        let buffer = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(what),
+                contents: &bytes,
+                usage: USAGE,
+            });
+        Ok(Tensor {
+            buffer,
+            len: data.len(),
+            precision,
+        })
+    }
+
+    /// An output tensor of `len` elements filled with NaN, so that any element a kernel
+    /// fails to write shows up in the comparison.
+    pub fn nan_tensor(&self, what: &str, len: usize, precision: Precision) -> Result<Tensor> {
+        self.require_precision(precision)?;
+        let bytes = padded_bytes(len, precision);
+        self.check_buffer_size(what, bytes)?;
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(what),
+            size: bytes,
+            usage: USAGE,
+            mapped_at_creation: false,
+        });
+        // Filled on the GPU in slices, so a large tensor never needs a large host copy.
+        let nan = encode(&[f32::NAN; 1 << 16], precision);
+        let mut offset = 0;
+        while offset < bytes {
+            let n = (bytes - offset).min(nan.len() as u64);
+            self.queue.write_buffer(&buffer, offset, &nan[..n as usize]);
+            offset += n;
+        }
+        Ok(Tensor {
+            buffer,
+            len,
+            precision,
+        })
+    }
+
+    /// Reads a tensor back as f32.
+    pub fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
+        let bytes = self.read_bytes(&t.buffer, 0, padded_bytes(t.len, t.precision))?;
+        Ok(decode(&bytes, t.len, t.precision))
+    }
+}
+
+fn decode(bytes: &[u8], len: usize, precision: Precision) -> Vec<f32> {
+    match precision {
+        Precision::F32 => bytemuck::cast_slice::<u8, f32>(&bytes[..len * 4]).to_vec(),
+        Precision::F16 => bytes[..len * 2]
+            .chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+    }
+}
+
+impl Tensor {
+    /// The whole buffer as a binding.
+    pub fn binding(&self) -> wgpu::BufferBinding<'_> {
+        self.buffer.as_entire_buffer_binding()
+    }
+
+    /// Elements `start..start + count` as a binding; `start * element size` must be aligned
+    /// to the adapter's storage offset alignment (see [`row_chunks`]).
+    pub fn slice(&self, start: usize, count: usize) -> wgpu::BufferBinding<'_> {
+        let es = self.precision.size() as u64;
+        let offset = start as u64 * es;
+        let end = (offset + count as u64 * es)
+            .next_multiple_of(4)
+            .min(self.buffer.size());
+        wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset,
+            size: std::num::NonZeroU64::new(end - offset),
+        }
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.buffer.size()
+    }
+}
+
+/// Splits `rows` rows into chunks for tensors with `row_elems[i]` elements per row, so that
+/// each tensor's binding of a chunk fits in `max_binding` bytes and starts at an offset
+/// aligned to `align` bytes. Work larger than one storage binding runs chunk by chunk
+/// instead of being refused.
+pub fn row_chunks(
+    rows: usize,
+    row_elems: &[usize],
+    elem_bytes: usize,
+    max_binding: u64,
+    align: u64,
+) -> Result<Vec<std::ops::Range<usize>>> {
+    let widest = row_elems.iter().copied().max().unwrap_or(1).max(1);
+    let row_bytes = (widest * elem_bytes) as u64;
+    // Smallest row count that keeps every tensor's chunk offsets aligned.
+    let step = row_elems.iter().fold(1u64, |step, &e| {
+        let per = align / gcd((e * elem_bytes) as u64, align);
+        step / gcd(step, per) * per
+    }) as usize;
+    let fit = (max_binding.saturating_sub(4) / row_bytes) as usize;
+    let per_chunk = fit / step * step;
+    if per_chunk == 0 {
+        return Err(HostError::Limit {
+            what: format!("one row of {widest} elements"),
+            need: row_bytes * step as u64,
+            max: max_binding,
+            fix: "use a smaller inner dimension",
+        });
+    }
+    Ok((0..rows)
+        .step_by(per_chunk)
+        .map(|r| r..(r + per_chunk).min(rows))
+        .collect())
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_rows_and_fit() {
+        let chunks = row_chunks(1000, &[7, 3], 4, 4096, 256).unwrap();
+        assert_eq!(chunks.first().unwrap().start, 0);
+        assert_eq!(chunks.last().unwrap().end, 1000);
+        for w in chunks.windows(2) {
+            assert_eq!(w[0].end, w[1].start);
+        }
+        for c in &chunks {
+            assert_eq!((c.start * 28) % 256, 0);
+            assert_eq!((c.start * 12) % 256, 0);
+            assert!((c.len() * 28) as u64 <= 4096);
+        }
+        assert!(row_chunks(10, &[5000], 4, 4096, 256).is_err());
+    }
+}

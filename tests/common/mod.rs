@@ -1,0 +1,81 @@
+//! Shared set-up of the integration tests: the adapter, fresh random inputs, comparisons.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use ceiling_core::reference::{compare, ErrorFigures};
+use ceiling_host::{AdapterRequest, Gpu};
+use ceiling_shaders::Precision;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The adapter every test runs on. A missing adapter fails the test (never a silent skip);
+/// pin lavapipe with WGPU_BACKEND=vulkan.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| match Gpu::new(&AdapterRequest::default()) {
+        Ok(gpu) => {
+            eprintln!("adapter: {} ({})", gpu.name(), gpu.summary.backend);
+            gpu
+        }
+        Err(e) => panic!("kernel tests need a GPU adapter: {e}"),
+    })
+}
+
+/// A fresh seed per run (printed, and fixed by CEILING_TEST_SEED to reproduce a failure).
+pub fn rng(test: &str) -> ChaCha8Rng {
+    let seed = std::env::var("CEILING_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("{test}: CEILING_TEST_SEED={seed}");
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// Uniform values in [-1, 1), never constants or zeros.
+pub fn random(rng: &mut ChaCha8Rng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// The values as the kernel sees them after storage at `precision`, in f64.
+pub fn stored(x: &[f32], precision: Precision) -> Vec<f64> {
+    x.iter()
+        .map(|&v| match precision {
+            Precision::F32 => v as f64,
+            Precision::F16 => half::f16::from_f32(v).to_f64(),
+        })
+        .collect()
+}
+
+/// Error thresholds of DESIGN.md: f32 far under 1e-4, f16 storage near 1e-3.
+pub fn tolerance(precision: Precision) -> f64 {
+    match precision {
+        Precision::F32 => 1e-5,
+        Precision::F16 => 2e-3,
+    }
+}
+
+/// Precisions the adapter can run (f16 where it has shader-f16).
+pub fn precisions() -> Vec<Precision> {
+    let mut p = vec![Precision::F32];
+    if gpu().has_f16() {
+        p.push(Precision::F16);
+    } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+        // Lavapipe has f16: under CI its absence means the wrong driver was picked.
+        panic!("adapter {} lacks shader-f16 under CI", gpu().name());
+    }
+    p
+}
+
+/// Asserts the relative error is under `tol` (NaN and infinity fail) and returns it.
+pub fn assert_close(what: &str, out: &[f32], reference: &[f64], tol: f64) -> ErrorFigures {
+    let e = compare(out, reference);
+    eprintln!("{what}: {e}");
+    assert!(e.rel < tol, "{what}: {e} exceeds {tol:e}");
+    e
+}
