@@ -1,1 +1,180 @@
-// placeholder
+// Fused attention, flash style: one pass over K/V in tiles held in workgroup memory with an
+// online softmax; nothing of size n_q x n_kv is ever written to memory.
+//
+// A workgroup takes BQ query rows of one (batch, head). Each row is shared by TPR threads;
+// thread `lane` of a row holds dims lane, lane + TPR, ... of q and of its output (at most
+// DPT = 16 each, so head_dim <= 16 * TPR). Per K/V tile, the threads of a row write partial
+// dot products, reduce them to scores in workgroup memory, and update the running max m,
+// the sum l = sum e^(s-m), and, for the attention spread, q2 = sum e^(2(s-m)) and
+// t = sum e^(s-m) (s-m): at the end n_eff = l^2 / q2 and H = ln l - t / l.
+
+struct Params {
+    heads: u32,
+    kv_heads: u32,
+    n_q: u32,
+    n_kv: u32,
+    head_dim: u32,
+    scale: f32,
+    causal: u32,
+    // bit 0: key mask present, bit 1: write stats
+    flags: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<T>;
+@group(0) @binding(2) var<storage, read> k: array<T>;
+@group(0) @binding(3) var<storage, read> v: array<T>;
+@group(0) @binding(4) var<storage, read> key_mask: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<T>;
+// per query row: lse, n_eff, entropy
+@group(0) @binding(6) var<storage, read_write> stats: array<f32>;
+
+override BQ: u32 = 16u;
+override TPR: u32 = 4u;
+override BK: u32 = 16u;
+override HD: u32 = 64u;
+const DPT: u32 = 16u;
+// A finite stand-in for -inf: keeps the online update free of inf - inf.
+const NEG_BIG: f32 = -3.0e38;
+
+var<workgroup> k_tile: array<f32, BK * HD>;
+var<workgroup> v_tile: array<f32, BK * HD>;
+var<workgroup> partials: array<f32, BQ * BK * TPR>;
+var<workgroup> scores: array<f32, BQ * BK>;
+
+fn key_visible(b: u32, i: u32, j: u32) -> bool {
+    if j >= p.n_kv || i >= p.n_q {
+        return false;
+    }
+    if p.causal != 0u && j + p.n_q > i + p.n_kv {
+        return false;
+    }
+    if (p.flags & 1u) != 0u {
+        return key_mask[b * p.n_kv + j] != 0.0;
+    }
+    return true;
+}
+
+@compute @workgroup_size(BQ * TPR)
+fn attention(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let threads = BQ * TPR;
+    let r = li / TPR;
+    let lane = li % TPR;
+    let h = wg.y;
+    let b = wg.z;
+    let i = wg.x * BQ + r;
+    let q_row = (b * p.heads + h) * p.n_q + i;
+    let kv_head = b * p.kv_heads + h / (p.heads / p.kv_heads);
+    let kv_base = kv_head * p.n_kv * HD;
+
+    var qr: array<f32, DPT>;
+    var o: array<f32, DPT>;
+    for (var t = 0u; t < DPT; t++) {
+        let d = lane + t * TPR;
+        if i < p.n_q && d < HD {
+            qr[t] = f32(q[q_row * HD + d]) * p.scale;
+        }
+    }
+    var m = NEG_BIG;
+    var l = 0.0;
+    var q2 = 0.0;
+    var tt = 0.0;
+
+    // Keys past the last visible one of the block's last row are never needed.
+    var kv_end = p.n_kv;
+    if p.causal != 0u {
+        kv_end = min(p.n_kv, min(wg.x * BQ + BQ, p.n_q) + p.n_kv - p.n_q);
+    }
+    for (var j0 = 0u; j0 < kv_end; j0 += BK) {
+        for (var e = li; e < BK * HD; e += threads) {
+            let j = j0 + e / HD;
+            var kv = 0.0;
+            var vv = 0.0;
+            if j < p.n_kv {
+                kv = f32(k[kv_base + j0 * HD + e]);
+                vv = f32(v[kv_base + j0 * HD + e]);
+            }
+            k_tile[e] = kv;
+            v_tile[e] = vv;
+        }
+        workgroupBarrier();
+        for (var j = 0u; j < BK; j++) {
+            var s = 0.0;
+            for (var t = 0u; t < DPT; t++) {
+                let d = lane + t * TPR;
+                if d < HD {
+                    s = fma(qr[t], k_tile[j * HD + d], s);
+                }
+            }
+            partials[(r * BK + j) * TPR + lane] = s;
+        }
+        workgroupBarrier();
+        for (var j = lane; j < BK; j += TPR) {
+            var s = 0.0;
+            for (var x = 0u; x < TPR; x++) {
+                s += partials[(r * BK + j) * TPR + x];
+            }
+            scores[r * BK + j] = s;
+        }
+        workgroupBarrier();
+        var tile_max = NEG_BIG;
+        for (var j = 0u; j < BK; j++) {
+            if key_visible(b, i, j0 + j) {
+                tile_max = max(tile_max, scores[r * BK + j]);
+            }
+        }
+        if tile_max > NEG_BIG {
+            let m_new = max(m, tile_max);
+            let c = exp(m - m_new);
+            // With nothing seen yet (l == 0) t stays 0; (m - m_new) * l would be 0 * huge.
+            tt = select(0.0, c * (tt + (m - m_new) * l), l > 0.0);
+            l *= c;
+            q2 *= c * c;
+            for (var t = 0u; t < DPT; t++) {
+                o[t] *= c;
+            }
+            m = m_new;
+            for (var j = 0u; j < BK; j++) {
+                if key_visible(b, i, j0 + j) {
+                    let z = scores[r * BK + j] - m;
+                    let pj = exp(z);
+                    l += pj;
+                    q2 += pj * pj;
+                    tt += pj * z;
+                    for (var t = 0u; t < DPT; t++) {
+                        let d = lane + t * TPR;
+                        if d < HD {
+                            o[t] = fma(pj, v_tile[j * HD + d], o[t]);
+                        }
+                    }
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+
+    if i >= p.n_q {
+        return;
+    }
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    for (var t = 0u; t < DPT; t++) {
+        let d = lane + t * TPR;
+        if d < HD {
+            out[q_row * HD + d] = T(o[t] * inv);
+        }
+    }
+    if (p.flags & 2u) != 0u && lane == 0u {
+        if l > 0.0 {
+            stats[q_row * 3u] = m + log(l);
+            stats[q_row * 3u + 1u] = l * l / q2;
+            stats[q_row * 3u + 2u] = log(l) - tt / l;
+        } else {
+            stats[q_row * 3u] = bitcast<f32>(0xff800000u);
+            stats[q_row * 3u + 1u] = 0.0;
+            stats[q_row * 3u + 2u] = 0.0;
+        }
+    }
+}

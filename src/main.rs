@@ -1,1 +1,53 @@
-fn main() {}
+//! `ceiling`: GPU kernels for transformers and context-length sweeps of hidden-state noise.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ceiling", version, about)]
+struct Cli {
+    /// Use the adapter whose name contains this (case-insensitive); default: the best one.
+    /// WGPU_ADAPTER_NAME and WGPU_BACKEND are honoured too.
+    #[arg(long, global = true)]
+    adapter: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every GPU adapter with its backend, driver, features and limits.
+    Info(cli::info::Args),
+    /// Run one kernel on tensors from a safetensors file (to diff against PyTorch or JAX).
+    #[command(subcommand)]
+    Kernel(cli::kernel::Command),
+    /// Context-length sweep: how hidden-state noise falls with n.
+    Sweep(cli::sweep::Args),
+    /// Merge result directories (sweeps, bench JSON) into one table and one set of plots.
+    Report(cli::report::Args),
+    /// Per-layer hidden states of a model for given token ids or random inputs.
+    Hidden(cli::hidden::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let adapter = ceiling_host::AdapterRequest {
+        name: cli.adapter,
+        ..Default::default()
+    };
+    let result = match cli.command {
+        Command::Info(args) => cli::info::run(args),
+        Command::Kernel(cmd) => cli::kernel::run(cmd, &adapter),
+        Command::Sweep(args) => cli::sweep::run(args, &adapter),
+        Command::Report(args) => cli::report::run(args),
+        Command::Hidden(args) => cli::hidden::run(args, &adapter),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -127,7 +127,7 @@ impl MatmulShape {
             ("n", self.n),
             ("b_group", self.b_group),
         ])?;
-        if self.batch % self.b_group != 0 {
+        if !self.batch.is_multiple_of(self.b_group) {
             return Err(ShapeError::Invalid(format!(
                 "batch {} is not a multiple of b_group {}",
                 self.batch, self.b_group
@@ -247,7 +247,7 @@ impl AttentionShape {
             ("head_dim", self.head_dim),
         ])?;
         finite("scale", self.scale)?;
-        if self.heads % self.kv_heads != 0 {
+        if !self.heads.is_multiple_of(self.kv_heads) {
             return Err(ShapeError::Invalid(format!(
                 "heads {} is not a multiple of kv_heads {}: grouped-query attention needs whole groups",
                 self.heads, self.kv_heads

@@ -1,10 +1,12 @@
 //! Rust launchers of the WGSL kernels. Each file is named after its WGSL file in `shaders/`
 //! and its reference in `ceiling_core::reference`.
 
+pub mod attention;
 pub mod matmul;
 pub mod norm;
 pub mod softmax;
 
+pub use attention::{attention, attention_unfused, AttentionKernel, STATS_PER_ROW};
 pub use matmul::{matmul, MatmulTiles};
 pub use norm::{layer_norm, rms_norm};
 pub use softmax::softmax;

@@ -1,0 +1,7 @@
+//! One module per subcommand.
+
+pub mod hidden;
+pub mod info;
+pub mod kernel;
+pub mod report;
+pub mod sweep;

@@ -1,0 +1,281 @@
+//! Fused attention (portable and subgroup) and the unfused baseline against the f64 reference.
+
+mod common;
+
+use ceiling_core::kernel::AttentionShape;
+use ceiling_core::reference;
+use ceiling_host::kernels::{self, AttentionKernel, STATS_PER_ROW};
+use ceiling_shaders::Precision;
+use common::*;
+
+fn kernels_to_test() -> Vec<AttentionKernel> {
+    let mut k = vec![AttentionKernel::Portable];
+    if gpu().has_subgroups() {
+        k.push(AttentionKernel::Subgroup);
+    } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("adapter {} lacks subgroups under CI", gpu().name());
+    }
+    k
+}
+
+struct Case {
+    shape: AttentionShape,
+    masked: bool,
+}
+
+fn case(
+    batch: usize,
+    heads: usize,
+    kv_heads: usize,
+    n_q: usize,
+    n_kv: usize,
+    head_dim: usize,
+    causal: bool,
+    masked: bool,
+) -> Case {
+    let mut shape = AttentionShape::new(batch, heads, n_q, head_dim);
+    shape.kv_heads = kv_heads;
+    shape.n_kv = n_kv;
+    shape.causal = causal;
+    Case { shape, masked }
+}
+
+/// Runs one case on every kernel and precision, checks output and stats; returns the
+/// worst relative error of the output.
+fn check(c: &Case, kinds: &[AttentionKernel], rng: &mut rand_chacha::ChaCha8Rng) -> f64 {
+    let gpu = gpu();
+    let s = &c.shape;
+    let q = random(rng, s.q_len());
+    let k = random(rng, s.kv_len());
+    let v = random(rng, s.kv_len());
+    // Random key mask; with several batches batch 0 is masked completely.
+    let mask: Vec<f32> = (0..s.batch * s.n_kv)
+        .map(|i| {
+            let all = s.batch > 1 && i < s.n_kv;
+            if all || rand::Rng::random_bool(rng, 0.3) {
+                0.0
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let mask64 = stored(&mask, Precision::F32);
+    let tm = gpu.upload("mask", &mask, Precision::F32).unwrap();
+    let mut worst: f64 = 0.0;
+    for precision in precisions() {
+        let (tq, tk, tv) = (
+            gpu.upload("q", &q, precision).unwrap(),
+            gpu.upload("k", &k, precision).unwrap(),
+            gpu.upload("v", &v, precision).unwrap(),
+        );
+        let want = reference::attention(
+            s,
+            &stored(&q, precision),
+            &stored(&k, precision),
+            &stored(&v, precision),
+            c.masked.then_some(&mask64[..]),
+        );
+        for &kind in kinds {
+            let out = gpu.nan_tensor("out", s.q_len(), precision).unwrap();
+            let stats = gpu
+                .nan_tensor("stats", s.rows() * STATS_PER_ROW, Precision::F32)
+                .unwrap();
+            kernels::attention(
+                gpu,
+                s,
+                &tq,
+                &tk,
+                &tv,
+                c.masked.then_some(&tm),
+                &out,
+                Some(&stats),
+                kind,
+            )
+            .unwrap();
+            let label = format!("{kind:?} {precision} {s:?} masked={}", c.masked);
+            let e = assert_close(
+                &format!("attention {label}"),
+                &gpu.download(&out).unwrap(),
+                &want.out,
+                tolerance(precision),
+            );
+            worst = worst.max(e.rel);
+            check_stats(&label, &gpu.download(&stats).unwrap(), &want);
+        }
+    }
+    worst
+}
+
+/// lse, n_eff and entropy against the reference; fully masked rows must be (-inf, 0, 0).
+fn check_stats(label: &str, got: &[f32], want: &reference::AttentionOutput) {
+    let (mut g, mut w) = ([vec![], vec![], vec![]], [vec![], vec![], vec![]]);
+    for (row, st) in got.chunks(STATS_PER_ROW).enumerate() {
+        if want.lse[row] == f64::NEG_INFINITY {
+            assert!(
+                st[0] == f32::NEG_INFINITY && st[1] == 0.0 && st[2] == 0.0,
+                "{label}: fully masked row {row} gave stats {st:?}"
+            );
+            continue;
+        }
+        for (x, wx) in [want.lse[row], want.n_eff[row], want.entropy[row]]
+            .iter()
+            .enumerate()
+        {
+            g[x].push(st[x]);
+            w[x].push(*wx);
+        }
+    }
+    // Mixed tolerance: with near one-hot rows the entropy is ~1e-6, and f32 rounding of
+    // logits in the thousands sets an absolute floor on its error.
+    for (x, name) in ["lse", "n_eff", "entropy"].iter().enumerate() {
+        let e = ceiling_core::reference::compare(&g[x], &w[x]);
+        eprintln!("{name} {label}: {e}");
+        for (gv, wv) in g[x].iter().zip(&w[x]) {
+            let err = (*gv as f64 - wv).abs();
+            assert!(
+                err <= 1e-4 * (1.0 + wv.abs()),
+                "{name} {label}: got {gv}, want {wv}"
+            );
+        }
+    }
+}
+
+#[test]
+fn fused_attention_matches_reference_across_shapes() {
+    let mut rng = rng("attention-shapes");
+    let kinds = kernels_to_test();
+    for c in [
+        case(1, 1, 1, 1, 1, 16, false, false),
+        case(1, 1, 1, 1, 1, 16, true, false),
+        case(1, 2, 2, 7, 7, 24, true, false),
+        case(2, 4, 2, 33, 33, 64, true, false),
+        case(1, 3, 1, 17, 65, 40, false, true),
+        case(2, 2, 1, 5, 70, 80, true, true),
+        case(1, 1, 1, 63, 130, 100, true, false),
+        case(1, 2, 2, 20, 40, 128, false, false),
+        case(1, 1, 1, 9, 31, 200, true, true),
+        case(1, 2, 1, 18, 18, 256, true, false),
+        case(1, 1, 1, 70, 9, 48, false, false),
+    ] {
+        check(&c, &kinds, &mut rng);
+    }
+}
+
+#[test]
+fn fused_attention_long_context() {
+    let mut rng = rng("attention-long");
+    let kinds = kernels_to_test();
+    let worst = check(
+        &case(1, 1, 1, 2048, 2048, 64, true, false),
+        &kinds,
+        &mut rng,
+    );
+    eprintln!("n = 2048: worst relative error {worst:.3e}");
+    check(&case(1, 1, 1, 4, 3000, 72, false, true), &kinds, &mut rng);
+}
+
+#[test]
+fn extreme_logit_scales_stay_finite() {
+    let mut rng = rng("attention-scales");
+    let kinds = kernels_to_test();
+    for scale in [1e-4, 30.0, 1e3, 1e5] {
+        let mut c = case(1, 2, 2, 19, 45, 32, true, false);
+        c.shape.scale = scale;
+        check(&c, &kinds, &mut rng);
+    }
+}
+
+#[test]
+fn unfused_baseline_matches_reference() {
+    let gpu = gpu();
+    let mut rng = rng("attention-unfused");
+    for c in [
+        case(1, 1, 1, 1, 1, 16, false, false),
+        case(2, 4, 2, 33, 47, 40, true, true),
+        case(1, 2, 1, 64, 64, 64, false, false),
+    ] {
+        let s = &c.shape;
+        let q = random(&mut rng, s.q_len());
+        let k = random(&mut rng, s.kv_len());
+        let v = random(&mut rng, s.kv_len());
+        let mask: Vec<f32> = (0..s.batch * s.n_kv)
+            .map(|i| (i % 3 != 1) as u8 as f32)
+            .collect();
+        for precision in precisions() {
+            let up = |name, x: &[f32]| gpu.upload(name, x, precision).unwrap();
+            let tm = gpu.upload("mask", &mask, Precision::F32).unwrap();
+            let out = gpu.nan_tensor("out", s.q_len(), precision).unwrap();
+            kernels::attention_unfused(
+                gpu,
+                s,
+                &up("q", &q),
+                &up("k", &k),
+                &up("v", &v),
+                c.masked.then_some(&tm),
+                &out,
+            )
+            .unwrap();
+            let mask64 = stored(&mask, Precision::F32);
+            let want = reference::attention(
+                s,
+                &stored(&q, precision),
+                &stored(&k, precision),
+                &stored(&v, precision),
+                c.masked.then_some(&mask64[..]),
+            );
+            // Scores and probabilities round to f16 between the steps: looser than fused.
+            let tol = match precision {
+                Precision::F32 => tolerance(precision),
+                Precision::F16 => 5e-3,
+            };
+            assert_close(
+                &format!("unfused {precision} {s:?}"),
+                &gpu.download(&out).unwrap(),
+                &want.out,
+                tol,
+            );
+        }
+    }
+}
+
+#[test]
+fn attention_bad_input_is_refused() {
+    let gpu = gpu();
+    let t = |n| gpu.upload("t", &vec![0.5; n], Precision::F32).unwrap();
+    let mut s = AttentionShape::new(1, 4, 8, 16);
+    s.kv_heads = 3;
+    let err = kernels::attention(
+        gpu,
+        &s,
+        &t(512),
+        &t(384),
+        &t(384),
+        None,
+        &t(512),
+        None,
+        AttentionKernel::Auto,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("not a multiple of kv_heads"),
+        "{err}"
+    );
+    let s = AttentionShape::new(1, 1, 8, 16);
+    let err = kernels::attention(
+        gpu,
+        &s,
+        &t(128),
+        &t(100),
+        &t(128),
+        None,
+        &t(128),
+        None,
+        AttentionKernel::Auto,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("k: expected 128 elements, got 100"),
+        "{err}"
+    );
+}
