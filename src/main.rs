@@ -1,6 +1,7 @@
 //! `ceiling`: GPU kernels for transformers and context-length sweeps of hidden-state noise.
 
 mod cli;
+mod plot;
 
 use clap::{Parser, Subcommand};
 

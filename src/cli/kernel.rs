@@ -1,6 +1,762 @@
-#[derive(clap::Subcommand)]
-pub enum Command {}
+//! `ceiling kernel ...`: one kernel run on tensors read from a safetensors file, with the
+//! result written to another, so that users can diff ceiling against PyTorch or JAX.
+//!
+//! Everything about the file (names, dtypes, ranks, shapes, finiteness) is checked before
+//! the GPU is opened, so a bad file fails fast and with the tensor named.
 
-pub fn run(cmd: Command, _adapter: &ceiling_host::AdapterRequest) -> anyhow::Result<()> {
-    match cmd {}
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use ceiling_core::kernel::{Activation, AttentionShape, MatmulShape, SoftmaxShape};
+use ceiling_host::kernels::{self, AttentionKernel, MatmulTiles, STATS_PER_ROW};
+use ceiling_host::{AdapterRequest, Gpu, Tensor};
+use ceiling_shaders::Precision;
+use safetensors::{Dtype, SafeTensors};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Attention, softmax(scale q k^T + masks) v.
+    ///
+    /// Tensors: q [batch, heads, n_q, head_dim], k and v [batch, kv_heads, n_kv, head_dim],
+    /// optional mask [batch, n_kv] (nonzero = keep). Writes out, and (fused kernels) f32
+    /// lse, n_eff, entropy [batch, heads, n_q].
+    Attention(AttentionArgs),
+    /// Matmul with epilogue, act(a b + bias) + residual.
+    ///
+    /// Tensors: a [m, k] or [batch, m, k], b [k, n], optional bias [n], optional residual
+    /// (the shape of out). Writes out.
+    Matmul(MatmulArgs),
+    /// Layer norm over the last dim.
+    ///
+    /// Tensors: x [..., cols], gamma [cols], beta [cols]. Writes out.
+    LayerNorm(NormArgs),
+    /// RMS norm over the last dim.
+    ///
+    /// Tensors: x [..., cols], gamma [cols]. Writes out.
+    RmsNorm(NormArgs),
+    /// Softmax over the last dim.
+    ///
+    /// Tensor: x [..., cols]; computes softmax(scale * x). Writes out.
+    Softmax(SoftmaxArgs),
+}
+
+/// Files and precision, common to every kernel.
+#[derive(clap::Args)]
+pub struct Io {
+    /// Safetensors file with the input tensors (F32, F16, BF16 or F64).
+    #[arg(long)]
+    input: PathBuf,
+    /// Safetensors file to write (atomically: written to <output>.tmp, then renamed).
+    #[arg(long)]
+    output: PathBuf,
+    /// Store tensors as f16 on the GPU (f32 accumulation) and write out as F16.
+    #[arg(long)]
+    f16: bool,
+}
+
+#[derive(clap::Args)]
+pub struct AttentionArgs {
+    #[command(flatten)]
+    io: Io,
+    /// Query i sees key j iff j <= i + n_kv - n_q (queries aligned to the end of the keys).
+    #[arg(long)]
+    causal: bool,
+    /// Logit scale; default 1/sqrt(head_dim).
+    #[arg(long)]
+    scale: Option<f64>,
+    #[arg(long, value_enum, default_value_t = KernelChoice::Auto)]
+    kernel: KernelChoice,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum KernelChoice {
+    /// The subgroup kernel where the adapter supports it for this shape, else portable.
+    Auto,
+    Portable,
+    Subgroup,
+    /// Scores in memory, softmax, then weights x v (no lse / n_eff / entropy).
+    Unfused,
+}
+
+#[derive(clap::Args)]
+pub struct MatmulArgs {
+    #[command(flatten)]
+    io: Io,
+    #[arg(long, value_enum, default_value_t = ActivationChoice::None)]
+    activation: ActivationChoice,
+}
+
+/// Mirrors `ceiling_core::kernel::Activation`, which knows nothing of clap.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ActivationChoice {
+    None,
+    /// Exact GELU (PyTorch's default `gelu`).
+    Gelu,
+    /// The tanh approximation (`gelu(approximate="tanh")`).
+    GeluTanh,
+    Silu,
+}
+
+impl From<ActivationChoice> for Activation {
+    fn from(a: ActivationChoice) -> Self {
+        match a {
+            ActivationChoice::None => Activation::None,
+            ActivationChoice::Gelu => Activation::Gelu,
+            ActivationChoice::GeluTanh => Activation::GeluTanh,
+            ActivationChoice::Silu => Activation::Silu,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct NormArgs {
+    #[command(flatten)]
+    io: Io,
+    #[arg(long, default_value_t = 1e-5)]
+    eps: f32,
+}
+
+#[derive(clap::Args)]
+pub struct SoftmaxArgs {
+    #[command(flatten)]
+    io: Io,
+    /// Multiplies x before the softmax.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+}
+
+pub fn run(cmd: Command, adapter: &AdapterRequest) -> Result<()> {
+    let io = match &cmd {
+        Command::Attention(a) => &a.io,
+        Command::Matmul(a) => &a.io,
+        Command::LayerNorm(a) | Command::RmsNorm(a) => &a.io,
+        Command::Softmax(a) => &a.io,
+    };
+    io.check_output_dir()?;
+    match cmd {
+        Command::Attention(args) => attention(args, adapter),
+        Command::Matmul(args) => matmul(args, adapter),
+        Command::LayerNorm(args) => norm(args, true, adapter),
+        Command::RmsNorm(args) => norm(args, false, adapter),
+        Command::Softmax(args) => softmax(args, adapter),
+    }
+}
+
+fn attention(args: AttentionArgs, adapter: &AdapterRequest) -> Result<()> {
+    let io = &args.io;
+    let mut file = Input::read(&io.input, &["q", "k", "v"], &["mask"])?;
+    let q = file.take("q")?;
+    let k = file.take("k")?;
+    let v = file.take("v")?;
+    let mask = file.take_optional("mask")?;
+    q.rank(&["batch", "heads", "n_q", "head_dim"])?;
+    k.rank(&["batch", "kv_heads", "n_kv", "head_dim"])?;
+    v.rank(&["batch", "kv_heads", "n_kv", "head_dim"])?;
+    same_dim(&k, 0, &q, 0, "batch")?;
+    same_dim(&k, 3, &q, 3, "head_dim")?;
+    if v.shape != k.shape {
+        bail!(
+            "tensor `v` has shape {:?} but k has {:?}: v must match k exactly",
+            v.shape,
+            k.shape
+        );
+    }
+    if let Some(m) = &mask {
+        m.rank(&["batch", "n_kv"])?;
+        same_dim(m, 0, &q, 0, "batch")?;
+        same_dim(m, 1, &k, 2, "n_kv")?;
+    }
+    let [batch, heads, n_q, head_dim] = q.shape[..] else {
+        unreachable!("rank checked above")
+    };
+    let mut shape = AttentionShape::new(batch, heads, n_q, head_dim);
+    shape.kv_heads = k.shape[1];
+    shape.n_kv = k.shape[2];
+    shape.causal = args.causal;
+    if let Some(s) = args.scale {
+        shape.scale = s;
+    }
+    shape
+        .validate()
+        .context("attention: bad q/k/v shapes or --scale")?;
+
+    let precision = io.precision();
+    let gpu = open(adapter, precision)?;
+    let start = Instant::now();
+    let qt = upload(&gpu, &q, precision)?;
+    let kt = upload(&gpu, &k, precision)?;
+    let vt = upload(&gpu, &v, precision)?;
+    // The kernels take the key mask as f32 0/1 whatever the input dtype.
+    let mask_t = match &mask {
+        Some(m) => {
+            let keep: Vec<f32> = m.data.iter().map(|&x| (x != 0.0) as u32 as f32).collect();
+            Some(gpu.upload("mask", &keep, Precision::F32)?)
+        }
+        None => None,
+    };
+    let out = gpu.nan_tensor("out", shape.q_len(), precision)?;
+    let rows = vec![batch, heads, n_q];
+    let mut outputs = Vec::new();
+    let kernel_name = if args.kernel == KernelChoice::Unfused {
+        kernels::attention_unfused(&gpu, &shape, &qt, &kt, &vt, mask_t.as_ref(), &out)
+            .context("attention (unfused) failed")?;
+        outputs.push(Output::new(
+            "out",
+            q.shape.clone(),
+            gpu.download(&out)?,
+            precision,
+        ));
+        "unfused"
+    } else {
+        let kernel = match args.kernel {
+            KernelChoice::Portable => AttentionKernel::Portable,
+            KernelChoice::Subgroup => AttentionKernel::Subgroup,
+            _ => AttentionKernel::Auto,
+        };
+        let stats = gpu.nan_tensor("stats", shape.rows() * STATS_PER_ROW, Precision::F32)?;
+        kernels::attention(
+            &gpu,
+            &shape,
+            &qt,
+            &kt,
+            &vt,
+            mask_t.as_ref(),
+            &out,
+            Some(&stats),
+            kernel,
+        )
+        .context("attention failed")?;
+        outputs.push(Output::new(
+            "out",
+            q.shape.clone(),
+            gpu.download(&out)?,
+            precision,
+        ));
+        // Stats are interleaved per row: [lse, n_eff, entropy].
+        let stats = gpu.download(&stats)?;
+        for (i, name) in ["lse", "n_eff", "entropy"].into_iter().enumerate() {
+            let col = stats
+                .iter()
+                .skip(i)
+                .step_by(STATS_PER_ROW)
+                .copied()
+                .collect();
+            outputs.push(Output::new(name, rows.clone(), col, Precision::F32));
+        }
+        let subgroup = match kernel {
+            AttentionKernel::Subgroup => true,
+            AttentionKernel::Portable => false,
+            AttentionKernel::Auto => kernels::attention::subgroup_fits(&gpu, &shape),
+        };
+        if subgroup {
+            "subgroup"
+        } else {
+            "portable"
+        }
+    };
+    let elapsed = start.elapsed();
+    let options = format!(
+        "{}{}, scale {}",
+        if args.causal {
+            "causal"
+        } else {
+            "bidirectional"
+        },
+        if mask.is_some() { ", key mask" } else { "" },
+        shape.scale
+    );
+    let what = format!(
+        "attention ({kernel_name}) q {:?} k/v {:?}, {options}",
+        q.shape, k.shape
+    );
+    finish(&gpu, io, &what, precision, outputs, elapsed)
+}
+
+fn matmul(args: MatmulArgs, adapter: &AdapterRequest) -> Result<()> {
+    let io = &args.io;
+    let mut file = Input::read(&io.input, &["a", "b"], &["bias", "residual"])?;
+    let a = file.take("a")?;
+    let b = file.take("b")?;
+    let bias = file.take_optional("bias")?;
+    let residual = file.take_optional("residual")?;
+    if a.shape.len() == 3 {
+        a.rank(&["batch", "m", "k"])?;
+    } else {
+        a.rank(&["m", "k"])?;
+    }
+    b.rank(&["k", "n"])?;
+    let ka = a.shape.len() - 1;
+    same_dim(&b, 0, &a, ka, "k")?;
+    let n = b.shape[1];
+    // A batch of a against one b is a single matmul over all rows of a.
+    let rows: usize = a.shape[..ka].iter().product();
+    let out_shape: Vec<usize> = a.shape[..ka].iter().copied().chain([n]).collect();
+    if let Some(bias) = &bias {
+        bias.rank(&["n"])?;
+        same_dim(bias, 0, &b, 1, "n")?;
+    }
+    if let Some(r) = &residual {
+        if r.shape != out_shape {
+            bail!(
+                "tensor `residual` has shape {:?} but the output has {out_shape:?}: they must match",
+                r.shape
+            );
+        }
+    }
+    let shape = MatmulShape::new(rows, a.shape[ka], n);
+    shape.validate().context("matmul: bad a/b shapes")?;
+
+    let precision = io.precision();
+    let gpu = open(adapter, precision)?;
+    let start = Instant::now();
+    let at = upload(&gpu, &a, precision)?;
+    let bt = upload(&gpu, &b, precision)?;
+    let bias_t = bias.map(|t| upload(&gpu, &t, precision)).transpose()?;
+    let res_t = residual
+        .as_ref()
+        .map(|t| upload(&gpu, t, precision))
+        .transpose()?;
+    let out = gpu.nan_tensor("out", shape.out_len(), precision)?;
+    let act: Activation = args.activation.into();
+    kernels::matmul(
+        &gpu,
+        &shape,
+        &at,
+        &bt,
+        bias_t.as_ref(),
+        res_t.as_ref(),
+        act,
+        &out,
+        MatmulTiles::default(),
+    )
+    .context("matmul failed")?;
+    let outputs = vec![Output::new(
+        "out",
+        out_shape,
+        gpu.download(&out)?,
+        precision,
+    )];
+    let elapsed = start.elapsed();
+    let what = format!(
+        "matmul a {:?} x b {:?}{}{}, activation {act:?}",
+        a.shape,
+        b.shape,
+        if bias_t.is_some() { " + bias" } else { "" },
+        if res_t.is_some() { " + residual" } else { "" },
+    );
+    finish(&gpu, io, &what, precision, outputs, elapsed)
+}
+
+fn norm(args: NormArgs, layer: bool, adapter: &AdapterRequest) -> Result<()> {
+    let io = &args.io;
+    let (kernel, required): (&str, &[&str]) = if layer {
+        ("layer_norm", &["x", "gamma", "beta"])
+    } else {
+        ("rms_norm", &["x", "gamma"])
+    };
+    let mut file = Input::read(&io.input, required, &[])?;
+    let x = file.take("x")?;
+    let gamma = file.take("gamma")?;
+    let beta = if layer {
+        Some(file.take("beta")?)
+    } else {
+        None
+    };
+    x.at_least_rank_1()?;
+    let last = x.shape.len() - 1;
+    for p in [Some(&gamma), beta.as_ref()].into_iter().flatten() {
+        p.rank(&["cols"])?;
+        same_dim(p, 0, &x, last, "cols")?;
+    }
+    if !(args.eps.is_finite() && args.eps >= 0.0) {
+        bail!("--eps must be finite and >= 0, got {}", args.eps);
+    }
+    let cols = x.shape[last];
+
+    let precision = io.precision();
+    let gpu = open(adapter, precision)?;
+    let start = Instant::now();
+    let xt = upload(&gpu, &x, precision)?;
+    let gt = upload(&gpu, &gamma, precision)?;
+    let out = gpu.nan_tensor("out", x.data.len(), precision)?;
+    match &beta {
+        Some(beta) => {
+            let bt = upload(&gpu, beta, precision)?;
+            kernels::layer_norm(&gpu, &xt, cols, &gt, &bt, args.eps, &out)
+        }
+        None => kernels::rms_norm(&gpu, &xt, cols, &gt, args.eps, &out),
+    }
+    .with_context(|| format!("{kernel} failed"))?;
+    let outputs = vec![Output::new(
+        "out",
+        x.shape.clone(),
+        gpu.download(&out)?,
+        precision,
+    )];
+    let elapsed = start.elapsed();
+    let what = format!("{kernel} x {:?}, eps {}", x.shape, args.eps);
+    finish(&gpu, io, &what, precision, outputs, elapsed)
+}
+
+fn softmax(args: SoftmaxArgs, adapter: &AdapterRequest) -> Result<()> {
+    let io = &args.io;
+    let mut file = Input::read(&io.input, &["x"], &[])?;
+    let x = file.take("x")?;
+    x.at_least_rank_1()?;
+    let cols = *x.shape.last().unwrap();
+    let mut shape = SoftmaxShape::plain(x.data.len() / cols.max(1), cols);
+    shape.scale = args.scale;
+    shape
+        .validate()
+        .context("softmax: bad x shape or --scale")?;
+
+    let precision = io.precision();
+    let gpu = open(adapter, precision)?;
+    let start = Instant::now();
+    let xt = upload(&gpu, &x, precision)?;
+    let out = gpu.nan_tensor("out", x.data.len(), precision)?;
+    kernels::softmax(&gpu, &shape, &xt, None, &out).context("softmax failed")?;
+    let outputs = vec![Output::new(
+        "out",
+        x.shape.clone(),
+        gpu.download(&out)?,
+        precision,
+    )];
+    let elapsed = start.elapsed();
+    let what = format!("softmax x {:?}, scale {}", x.shape, args.scale);
+    finish(&gpu, io, &what, precision, outputs, elapsed)
+}
+
+impl Io {
+    /// Fails before any GPU work when the output could not be written anyway.
+    fn check_output_dir(&self) -> Result<()> {
+        let dir = match self.output.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            bail!(
+                "the directory of --output {} does not exist: create it first",
+                self.output.display()
+            );
+        }
+        Ok(())
+    }
+
+    fn precision(&self) -> Precision {
+        if self.f16 {
+            Precision::F16
+        } else {
+            Precision::F32
+        }
+    }
+}
+
+/// Opens the adapter and refuses a precision it cannot store.
+fn open(adapter: &AdapterRequest, precision: Precision) -> Result<Gpu> {
+    let gpu = Gpu::new(adapter)?;
+    gpu.require_precision(precision)
+        .context("--f16 needs an adapter with shader-f16; drop --f16 to run in f32")?;
+    Ok(gpu)
+}
+
+fn upload(gpu: &Gpu, t: &Loaded, precision: Precision) -> Result<Tensor> {
+    gpu.upload(t.name, &t.data, precision)
+        .with_context(|| format!("uploading tensor `{}`", t.name))
+}
+
+/// Writes the outputs atomically and prints the one-line summary.
+fn finish(
+    gpu: &Gpu,
+    io: &Io,
+    what: &str,
+    precision: Precision,
+    outputs: Vec<Output>,
+    elapsed: std::time::Duration,
+) -> Result<()> {
+    // Self-describing results: which adapter and tool produced them, from what.
+    let s = &gpu.summary;
+    let metadata = HashMap::from([
+        ("kernel".to_string(), what.to_string()),
+        ("precision".to_string(), precision.to_string()),
+        ("adapter".to_string(), s.name.clone()),
+        ("backend".to_string(), s.backend.clone()),
+        (
+            "driver".to_string(),
+            format!("{} {}", s.driver, s.driver_info),
+        ),
+        (
+            "tool".to_string(),
+            format!("ceiling {}", env!("CARGO_PKG_VERSION")),
+        ),
+        ("input".to_string(), io.input.display().to_string()),
+    ]);
+    write_atomic(&io.output, &outputs, metadata)?;
+    println!(
+        "{what}: {precision} on {} ({}), {:.1} ms -> {}",
+        s.name,
+        s.backend,
+        elapsed.as_secs_f64() * 1e3,
+        io.output.display()
+    );
+    Ok(())
+}
+
+/// One input tensor, converted to f32, with its shape and the file it came from.
+struct Loaded {
+    name: &'static str,
+    shape: Vec<usize>,
+    data: Vec<f32>,
+    file: PathBuf,
+}
+
+impl Loaded {
+    /// Checks the rank; `dims` names the expected axes for the message.
+    fn rank(&self, dims: &[&str]) -> Result<()> {
+        if self.shape.len() != dims.len() {
+            bail!(
+                "tensor `{}` in {}: expected rank {} [{}], got shape {:?}",
+                self.name,
+                self.file.display(),
+                dims.len(),
+                dims.join(", "),
+                self.shape
+            );
+        }
+        Ok(())
+    }
+
+    fn at_least_rank_1(&self) -> Result<()> {
+        if self.shape.is_empty() {
+            bail!(
+                "tensor `{}` in {}: expected rank >= 1 [..., cols], got a scalar",
+                self.name,
+                self.file.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Checks that dim `i` of `t` equals dim `j` of `other` (both called `what`).
+fn same_dim(t: &Loaded, i: usize, other: &Loaded, j: usize, what: &str) -> Result<()> {
+    if t.shape[i] != other.shape[j] {
+        bail!(
+            "tensor `{}` has {what} {} (shape {:?}) but `{}` has {what} {} (shape {:?}): they must agree",
+            t.name,
+            t.shape[i],
+            t.shape,
+            other.name,
+            other.shape[j],
+            other.shape
+        );
+    }
+    Ok(())
+}
+
+/// The tensors of an input file, read and checked.
+struct Input {
+    path: PathBuf,
+    tensors: HashMap<&'static str, Loaded>,
+}
+
+impl Input {
+    /// Reads `required` and `optional` tensors; any other name in the file is an error, so
+    /// that a misspelt optional tensor is never silently ignored.
+    fn read(path: &Path, required: &[&'static str], optional: &[&'static str]) -> Result<Input> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let st = SafeTensors::deserialize(&bytes).with_context(|| {
+            format!(
+                "{} is not a valid safetensors file (truncated or corrupt?)",
+                path.display()
+            )
+        })?;
+        let mut names = st.names();
+        names.sort();
+        let expected = || {
+            let mut s = required.join(", ");
+            if !optional.is_empty() {
+                s += &format!(" (optional: {})", optional.join(", "));
+            }
+            s
+        };
+        for name in &names {
+            if !required.contains(name) && !optional.contains(name) {
+                bail!(
+                    "unexpected tensor `{name}` in {}: this kernel reads {}",
+                    path.display(),
+                    expected()
+                );
+            }
+        }
+        let mut tensors = HashMap::new();
+        for &name in required.iter().chain(optional) {
+            let view = match st.tensor(name) {
+                Ok(view) => view,
+                Err(_) if optional.contains(&name) => continue,
+                Err(_) => bail!(
+                    "missing tensor `{name}` in {} (it has: {}); this kernel reads {}",
+                    path.display(),
+                    names.join(", "),
+                    expected()
+                ),
+            };
+            let loaded = load(name, &view, path, name == "mask")?;
+            tensors.insert(name, loaded);
+        }
+        Ok(Input {
+            path: path.to_path_buf(),
+            tensors,
+        })
+    }
+
+    fn take(&mut self, name: &str) -> Result<Loaded> {
+        match self.tensors.remove(name) {
+            Some(t) => Ok(t),
+            None => bail!("missing tensor `{name}` in {}", self.path.display()),
+        }
+    }
+
+    fn take_optional(&mut self, name: &str) -> Result<Option<Loaded>> {
+        Ok(self.tensors.remove(name))
+    }
+}
+
+/// Converts one tensor to f32, refusing empty tensors, unsupported dtypes and NaN/Inf.
+/// A mask may also be BOOL or integer (PyTorch masks usually are).
+fn load(
+    name: &'static str,
+    view: &safetensors::tensor::TensorView<'_>,
+    path: &Path,
+    is_mask: bool,
+) -> Result<Loaded> {
+    let shape = view.shape().to_vec();
+    let where_ = || format!("tensor `{name}` in {}", path.display());
+    if shape.contains(&0) {
+        bail!("{} is empty (shape {shape:?})", where_());
+    }
+    let d = view.data();
+    let data: Vec<f32> = match view.dtype() {
+        Dtype::F32 => d
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F16 => d
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => d
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::F64 => d
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
+        Dtype::BOOL | Dtype::U8 if is_mask => d.iter().map(|&b| b as f32).collect(),
+        Dtype::I32 if is_mask => d
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+            .collect(),
+        Dtype::I64 if is_mask => d
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
+        other => bail!(
+            "{} has dtype {other:?}, which is not supported: use F32, F16, BF16 or F64{}",
+            where_(),
+            if is_mask {
+                " (or BOOL, U8, I32, I64 for a mask)"
+            } else {
+                ""
+            }
+        ),
+    };
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        bail!(
+            "{} has {} at index {:?}: kernels take finite inputs only",
+            where_(),
+            if data[i].is_nan() {
+                "NaN"
+            } else {
+                "infinity (or a value beyond f32 range)"
+            },
+            unravel(i, &shape)
+        );
+    }
+    Ok(Loaded {
+        name,
+        shape,
+        data,
+        file: path.to_path_buf(),
+    })
+}
+
+/// The multi-dimensional index of flat element `i` (row-major).
+fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; shape.len()];
+    for (k, &d) in shape.iter().enumerate().rev() {
+        idx[k] = i % d;
+        i /= d;
+    }
+    idx
+}
+
+/// One output tensor, already encoded as little-endian bytes.
+struct Output {
+    name: &'static str,
+    shape: Vec<usize>,
+    dtype: Dtype,
+    bytes: Vec<u8>,
+}
+
+impl Output {
+    fn new(name: &'static str, shape: Vec<usize>, data: Vec<f32>, precision: Precision) -> Self {
+        let (dtype, bytes) = match precision {
+            Precision::F32 => (
+                Dtype::F32,
+                data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+            Precision::F16 => (
+                Dtype::F16,
+                data.iter()
+                    .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                    .collect(),
+            ),
+        };
+        Output {
+            name,
+            shape,
+            dtype,
+            bytes,
+        }
+    }
+}
+
+/// Serialises to `<output>.tmp` and renames it over `output`, so a reader never sees a
+/// half-written file.
+fn write_atomic(
+    output: &Path,
+    outputs: &[Output],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let views = outputs
+        .iter()
+        .map(|o| {
+            let view = safetensors::tensor::TensorView::new(o.dtype, o.shape.clone(), &o.bytes)
+                .with_context(|| format!("encoding output tensor `{}`", o.name))?;
+            Ok((o.name.to_string(), view))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bytes = safetensors::serialize(views, Some(metadata)).context("encoding the output")?;
+    let mut tmp = output.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, output).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::anyhow!("renaming {} to {}: {e}", tmp.display(), output.display())
+    })
 }

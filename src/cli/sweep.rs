@@ -1,6 +1,225 @@
-#[derive(clap::Args)]
-pub struct Args {}
+//! `ceiling sweep`: context-length sweeps of the controls, with a progress bar per length,
+//! a table of fits at the end, and a results directory (JSON, CSV, SVG and PNG plots).
 
-pub fn run(_args: Args, _adapter: &ceiling_host::AdapterRequest) -> anyhow::Result<()> {
-    anyhow::bail!("`ceiling sweep` is not built yet")
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use ceiling_core::process::Process;
+use ceiling_host::sweep::{self, LengthResult, Preset, Shard, Summary, SweepConfig};
+use ceiling_host::{AdapterRequest, Gpu};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Presets to run, comma-separated: clt, ar1, sharp, sink, heavy, lrd.
+    #[arg(long, value_delimiter = ',', default_value = "clt,ar1,sharp,sink,heavy,lrd")]
+    preset: Vec<String>,
+    /// Context lengths, comma-separated (default: doubling from --min-n to --max-n).
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["min_n", "max_n"])]
+    lengths: Vec<usize>,
+    /// Shortest context length of the doubling grid.
+    #[arg(long, default_value_t = 16)]
+    min_n: usize,
+    /// Longest context length of the doubling grid.
+    #[arg(long, default_value_t = 2048)]
+    max_n: usize,
+    /// Independent samples per context length.
+    #[arg(long, default_value_t = 256)]
+    samples: usize,
+    /// Width of the inputs and of the attention head.
+    #[arg(long, default_value_t = 32)]
+    d_model: usize,
+    /// Input process, overriding the preset's: gaussian, ar1:RHO, student-t:DF, cauchy,
+    /// fgn:HURST, planted:STRENGTH. Only with a single preset.
+    #[arg(long)]
+    process: Option<String>,
+    /// Multiplier on the 1/sqrt(d) logit scale, overriding the preset's.
+    #[arg(long)]
+    logit_gain: Option<f64>,
+    /// Seed of weights and inputs.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Store tensors as f16 (f32 arithmetic).
+    #[arg(long)]
+    f16: bool,
+    /// Bootstrap replicates per length.
+    #[arg(long, default_value_t = 200)]
+    bootstrap: usize,
+    /// SNR threshold for the emergence point.
+    #[arg(long, default_value_t = 1.0)]
+    theta: f64,
+    /// Results directory; each preset gets a folder inside it.
+    #[arg(long, default_value = "results/sweep")]
+    out: PathBuf,
+    /// Run part k of N of the grid of lengths (merge the parts with `ceiling report`).
+    #[arg(long, default_value = "0/1")]
+    shard: String,
+}
+
+/// Builds the configuration of every preset, refusing bad input before any GPU work.
+fn configs(args: &Args) -> Result<Vec<SweepConfig>> {
+    let presets = args
+        .preset
+        .iter()
+        .map(|p| Preset::parse(p.trim()).map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()?;
+    if presets.is_empty() {
+        bail!("no preset given: use --preset clt (or several, comma-separated)");
+    }
+    if args.process.is_some() && presets.len() > 1 {
+        bail!("--process overrides the input of one preset; give a single --preset with it");
+    }
+    if args.min_n == 0 || args.min_n > args.max_n {
+        bail!(
+            "--min-n {} and --max-n {}: need 1 <= min-n <= max-n",
+            args.min_n,
+            args.max_n
+        );
+    }
+    let lengths = if args.lengths.is_empty() {
+        std::iter::successors(Some(args.min_n), |&n| n.checked_mul(2))
+            .take_while(|&n| n <= args.max_n)
+            .collect()
+    } else {
+        args.lengths.clone()
+    };
+    presets
+        .into_iter()
+        .map(|preset| {
+            let mut cfg = SweepConfig::for_preset(preset);
+            cfg.lengths = lengths.clone();
+            cfg.samples = args.samples;
+            cfg.d_model = args.d_model;
+            cfg.seed = args.seed;
+            cfg.bootstrap = args.bootstrap;
+            cfg.theta = args.theta;
+            cfg.precision = if args.f16 { "f16" } else { "f32" }.into();
+            if let Some(p) = &args.process {
+                cfg.process = p.parse::<Process>()?;
+            }
+            if let Some(g) = args.logit_gain {
+                cfg.logit_gain = g;
+            }
+            cfg.validate()?;
+            Ok(cfg)
+        })
+        .collect()
+}
+
+pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
+    let configs = configs(&args)?;
+    let shard = Shard::parse(&args.shard).map_err(anyhow::Error::msg)?;
+    let gpu = Gpu::new(adapter)?;
+    eprintln!(
+        "adapter: {} ({}, {})",
+        gpu.name(),
+        gpu.summary.backend,
+        gpu.summary.driver
+    );
+    let mut summaries = Vec::new();
+    for cfg in &configs {
+        let dir = args.out.join(cfg.preset.name());
+        eprintln!(
+            "{}: {} ({}), expected: {}",
+            cfg.preset.name(),
+            cfg.process,
+            dir.display(),
+            cfg.preset.expectation()
+        );
+        let mut bar = Bars::default();
+        let summary = sweep::run_sweep(&gpu, cfg, &dir, shard, &mut bar)
+            .with_context(|| format!("sweep of preset {}", cfg.preset.name()))?;
+        crate::plot::variance_plot(&dir, &summary)?;
+        summaries.push(summary);
+    }
+    print_table(&summaries);
+    crate::plot::controls_plot(&args.out.join("controls"), &summaries)?;
+    eprintln!(
+        "results: {} (summary.json, points.csv, variance.svg/png per preset; controls.svg/png)",
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// The fits of every preset and site, one row each.
+pub fn print_table(summaries: &[Summary]) {
+    println!(
+        "{:<7} {:<6} {:>8} {:>18} {:>9} {:>18} {:>11} {:>10}  verdict (expected)",
+        "preset", "site", "slope", "95% CI", "vs n_eff", "95% CI", "floor c", "SNR>theta"
+    );
+    for s in summaries {
+        for f in &s.fits {
+            let (sl, ci) = f
+                .slope_n
+                .as_ref()
+                .map_or(("-".into(), "-".into()), |x| (format!("{:.3}", x.slope), x.ci.to_string()));
+            let (se, cie) = f
+                .slope_n_eff
+                .as_ref()
+                .map_or(("-".into(), "-".into()), |x| (format!("{:.3}", x.slope), x.ci.to_string()));
+            let floor = f
+                .floor
+                .as_ref()
+                .map_or("-".into(), |fl| format!("{:.2e}", fl.c));
+            let thr = f
+                .snr_threshold
+                .as_ref()
+                .map_or("never".into(), |(n, _)| format!("{n:.0}"));
+            println!(
+                "{:<7} {:<6} {:>8} {:>18} {:>9} {:>18} {:>11} {:>10}  {} ({})",
+                s.config.preset.name(),
+                f.site,
+                sl,
+                ci,
+                se,
+                cie,
+                floor,
+                thr,
+                f.verdict,
+                s.config.preset.expectation()
+            );
+        }
+    }
+}
+
+/// A progress bar per context length.
+#[derive(Default)]
+struct Bars {
+    bar: Option<ProgressBar>,
+}
+
+impl sweep::Progress for Bars {
+    fn start_length(&mut self, n: usize, samples: usize) {
+        let bar = ProgressBar::new(samples as u64);
+        bar.set_style(
+            ProgressStyle::with_template("  n = {prefix:>6} [{bar:30}] {pos}/{len} samples {elapsed}")
+                .unwrap()
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(n.to_string());
+        self.bar = Some(bar);
+    }
+
+    fn samples_done(&mut self, done: usize) {
+        if let Some(b) = &self.bar {
+            b.set_position(done as u64);
+        }
+    }
+
+    fn finish_length(&mut self, r: &LengthResult, resumed: bool) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        eprintln!(
+            "  n = {:>6}  V = {:.4e}  n_eff = {:>8.1}  {}",
+            r.n,
+            r.sites[0].variance,
+            r.n_eff_mean,
+            if resumed {
+                "(resumed from disk)".to_string()
+            } else {
+                format!("{:.1} s", r.seconds)
+            }
+        );
+    }
 }

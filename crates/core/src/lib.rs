@@ -3,6 +3,7 @@
 
 pub mod fit;
 pub mod kernel;
+pub mod model;
 pub mod process;
 pub mod reference;
 pub mod stats;

@@ -3,8 +3,10 @@
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod sweep;
 pub mod tensor;
 
 pub use error::{HostError, Result};
 pub use gpu::{list_adapters, AdapterRequest, AdapterSummary, Gpu};
 pub use tensor::Tensor;
+pub mod model;

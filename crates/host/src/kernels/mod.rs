@@ -4,11 +4,13 @@
 pub mod attention;
 pub mod matmul;
 pub mod norm;
+pub mod reduce;
 pub mod softmax;
 
 pub use attention::{attention, attention_unfused, AttentionKernel, STATS_PER_ROW};
 pub use matmul::{matmul, MatmulTiles};
 pub use norm::{layer_norm, rms_norm};
+pub use reduce::column_moments;
 pub use softmax::softmax;
 
 use ceiling_shaders::Precision;
@@ -46,3 +48,8 @@ pub(crate) fn row_grid(rows: usize, max: u32) -> [u32; 3] {
 pub(crate) fn words(w: &[u32]) -> Vec<u8> {
     bytemuck::cast_slice(w).to_vec()
 }
+
+pub mod elementwise;
+pub mod rope;
+
+pub use rope::{rope, rope_table, rope_with_table};

@@ -1,0 +1,200 @@
+//! What a sweep measures: the preset (a control experiment of DESIGN.md or a model), the
+//! input process, the grid of context lengths and the sampling effort.
+
+use ceiling_core::process::Process;
+use serde::{Deserialize, Serialize};
+
+/// The built-in controls of DESIGN.md ("Built-in controls").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    /// One attention layer, no residual, i.i.d. Gaussian inputs, O(1) logits: slope -1.
+    Clt,
+    /// As clt with AR(1) inputs, rho = 0.5: slope -1, larger constant.
+    Ar1,
+    /// Logits scaled up until attention is near one-hot: slope near 0.
+    Sharp,
+    /// A first token with a large logit (attention sink): a floor.
+    Sink,
+    /// Student-t inputs with df < 2 (no finite variance): no 1/n law.
+    Heavy,
+    /// Fractional Gaussian noise inputs, Hurst 0.7: slope 2H - 2 = -0.6.
+    Lrd,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 6] = [
+        Preset::Clt,
+        Preset::Ar1,
+        Preset::Sharp,
+        Preset::Sink,
+        Preset::Heavy,
+        Preset::Lrd,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Clt => "clt",
+            Preset::Ar1 => "ar1",
+            Preset::Sharp => "sharp",
+            Preset::Sink => "sink",
+            Preset::Heavy => "heavy",
+            Preset::Lrd => "lrd",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Preset, String> {
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown preset '{s}': choose from {}",
+                    Preset::ALL.map(|p| p.name()).join(", ")
+                )
+            })
+    }
+
+    /// The input process of the control.
+    pub fn process(self) -> Process {
+        match self {
+            Preset::Ar1 => Process::Ar1 { rho: 0.5 },
+            Preset::Heavy => Process::StudentT { df: 1.5 },
+            Preset::Lrd => Process::Fgn { hurst: 0.7 },
+            _ => Process::Gaussian,
+        }
+    }
+
+    /// Multiplier on the usual 1/sqrt(d) logit scale.
+    pub fn logit_gain(self) -> f64 {
+        match self {
+            Preset::Sharp => 24.0,
+            _ => 1.0,
+        }
+    }
+
+    /// Share of the attention that the first key (the sink) takes at every length.
+    pub fn sink_mass(self) -> f64 {
+        match self {
+            Preset::Sink => 0.25,
+            _ => 0.0,
+        }
+    }
+
+    /// The slope of ln V against ln n the control should show, where it has one.
+    pub fn expected_slope(self) -> Option<f64> {
+        match self {
+            Preset::Clt | Preset::Ar1 => Some(-1.0),
+            Preset::Sharp => Some(0.0),
+            Preset::Lrd => Some(-0.6),
+            Preset::Sink | Preset::Heavy => None,
+        }
+    }
+
+    pub fn expectation(self) -> &'static str {
+        match self {
+            Preset::Clt => "slope -1",
+            Preset::Ar1 => "slope -1, larger constant",
+            Preset::Sharp => "slope near 0",
+            Preset::Sink => "a floor",
+            Preset::Heavy => "no 1/n law",
+            Preset::Lrd => "slope 2H-2 = -0.6",
+        }
+    }
+}
+
+/// One sweep of one preset. Everything that changes a number is in here, so that a
+/// results directory can tell whether it may resume or merge.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepConfig {
+    pub preset: Preset,
+    pub process: Process,
+    pub lengths: Vec<usize>,
+    pub samples: usize,
+    /// Width of the inputs and of the attention head.
+    pub d_model: usize,
+    pub logit_gain: f64,
+    /// Share of attention the first key takes (0: no sink): its logit is raised by
+    /// ln(mass / (1 - mass)) + ln(n - 1), which holds the share near `mass` at every n.
+    pub sink_mass: f64,
+    pub seed: u64,
+    /// "f32" or "f16" storage.
+    pub precision: String,
+    /// Poisson-bootstrap replicates per length.
+    pub bootstrap: usize,
+    /// SNR threshold for the emergence point.
+    pub theta: f64,
+}
+
+/// Why a sweep was refused before any GPU work.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl SweepConfig {
+    pub fn for_preset(preset: Preset) -> Self {
+        Self {
+            preset,
+            process: preset.process(),
+            lengths: (4..=11).map(|e| 1usize << e).collect(),
+            samples: 256,
+            d_model: 32,
+            logit_gain: preset.logit_gain(),
+            sink_mass: preset.sink_mass(),
+            seed: 0,
+            precision: "f32".into(),
+            bootstrap: 200,
+            theta: 1.0,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError(m));
+        self.process
+            .validate()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        if self.lengths.is_empty() {
+            return bad("no context lengths: give at least one with --lengths".into());
+        }
+        if let Some(0) = self.lengths.iter().copied().find(|&n| n == 0) {
+            return bad("context length n = 0: every length must be at least 1".into());
+        }
+        if self.samples < 2 {
+            return bad(format!(
+                "{} samples per length: the variance needs at least 2 (use --samples 2 or more)",
+                self.samples
+            ));
+        }
+        if self.d_model == 0
+            || self.d_model + 1 > ceiling_core::kernel::AttentionShape::MAX_HEAD_DIM
+        {
+            return bad(format!(
+                "d_model {} must lie in 1..={}",
+                self.d_model,
+                ceiling_core::kernel::AttentionShape::MAX_HEAD_DIM - 1
+            ));
+        }
+        if !(self.logit_gain.is_finite() && self.logit_gain > 0.0) {
+            return bad(format!(
+                "logit gain {} must be finite and > 0",
+                self.logit_gain
+            ));
+        }
+        if !(0.0..1.0).contains(&self.sink_mass) {
+            return bad(format!("sink mass {} must lie in [0, 1)", self.sink_mass));
+        }
+        if !self.theta.is_finite() {
+            return bad("theta must be finite".into());
+        }
+        if self.bootstrap < 20 {
+            return bad(format!(
+                "{} bootstrap replicates give no usable interval: use at least 20",
+                self.bootstrap
+            ));
+        }
+        if self.precision != "f32" && self.precision != "f16" {
+            return bad(format!("precision '{}': use f32 or f16", self.precision));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,112 @@
+//! The results directory of a sweep: one file per finished length, written atomically, so
+//! an interrupted sweep resumes without losing or recomputing a point.
+//!
+//! ```text
+//! DIR/<preset>/run.json           config, adapter, tool version (written first)
+//! DIR/<preset>/points/n-00016.json one finished context length each
+//! DIR/<preset>/summary.json       points and fits, rewritten at the end
+//! DIR/<preset>/points.csv
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::config::SweepConfig;
+use super::run::LengthResult;
+use super::summary::Summary;
+use crate::AdapterSummary;
+
+/// The header of a run directory: what produced the points beside it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunHeader {
+    pub tool: String,
+    pub version: String,
+    pub adapter: AdapterSummary,
+    pub config: SweepConfig,
+}
+
+pub fn io_error(path: &Path, e: impl std::fmt::Display) -> crate::HostError {
+    crate::HostError::Gpu(format!("{}: {e}", path.display()))
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a reader (or a
+/// resumed sweep) sees the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> crate::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| io_error(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+}
+
+pub fn write_json(path: &Path, value: &impl Serialize) -> crate::Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| io_error(path, e))?;
+    write_atomic(path, text.as_bytes())
+}
+
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> crate::Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| io_error(path, e))?;
+    serde_json::from_str(&text).map_err(|e| io_error(path, format!("not a valid result file: {e}")))
+}
+
+pub fn point_path(run_dir: &Path, n: usize) -> PathBuf {
+    run_dir.join("points").join(format!("n-{n:06}.json"))
+}
+
+/// Finished lengths of a run directory, sorted by n.
+pub fn load_points(run_dir: &Path) -> crate::Result<Vec<LengthResult>> {
+    let dir = run_dir.join("points");
+    let mut points = Vec::new();
+    if dir.is_dir() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| io_error(&dir, e))? {
+            let path = entry.map_err(|e| io_error(&dir, e))?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                points.push(read_json::<LengthResult>(&path)?);
+            }
+        }
+    }
+    points.sort_by_key(|p| p.n);
+    Ok(points)
+}
+
+/// The CSV of a summary: one row per (length, site).
+pub fn write_csv(path: &Path, s: &Summary) -> crate::Result<()> {
+    let mut out = String::from(
+        "preset,site,n,samples,variance,variance_lo,variance_hi,variance_per_dim,snr,snr_per_dim,n_eff,entropy,adapter\n",
+    );
+    for p in &s.points {
+        for site in &p.sites {
+            let (lo, hi) = percentile_interval(&site.variance_boot);
+            out.push_str(&format!(
+                "{},{},{},{},{:e},{:e},{:e},{:e},{:e},{:e},{:.4},{:.4},\"{}\"\n",
+                s.config.preset.name(),
+                site.site,
+                p.n,
+                p.samples,
+                site.variance,
+                lo,
+                hi,
+                site.variance_per_dim,
+                site.snr,
+                site.snr_per_dim,
+                p.n_eff_mean,
+                p.entropy_mean,
+                s.adapter.name
+            ));
+        }
+    }
+    write_atomic(path, out.as_bytes())
+}
+
+/// 95% percentile interval of bootstrap replicates.
+pub fn percentile_interval(reps: &[f64]) -> (f64, f64) {
+    if reps.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut v = reps.to_vec();
+    v.sort_by(f64::total_cmp);
+    let q = |p: f64| v[((p * (v.len() - 1) as f64).round()) as usize];
+    (q(0.025), q(0.975))
+}

@@ -1,0 +1,199 @@
+//! Plots of sweep results as SVG and PNG (plotters; the PNG text uses a font shipped in a
+//! crate, so no system fonts are needed).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ceiling_host::sweep::{results::percentile_interval, Summary};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+const SIZE: (u32, u32) = (900, 620);
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            epaint_default_fonts::UBUNTU_LIGHT,
+        );
+    });
+}
+
+/// One curve: (x, y, y_lo, y_hi) points.
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64, f64, f64)>,
+    /// A dashed straight line in log-log space (slope, intercept of ln y on ln x), if any.
+    pub fit: Option<(f64, f64)>,
+}
+
+/// Writes `<stem>.svg` and `<stem>.png`.
+pub fn loglog(stem: &Path, title: &str, y_label: &str, series: &[Series], reference: Option<f64>) -> Result<()> {
+    register_font();
+    let svg = stem.with_extension("svg");
+    let png = stem.with_extension("png");
+    draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), title, y_label, series, reference)
+        .with_context(|| format!("drawing {}", svg.display()))?;
+    draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), title, y_label, series, reference)
+        .with_context(|| format!("drawing {}", png.display()))?;
+    Ok(())
+}
+
+fn draw<DB: DrawingBackend>(
+    area: DrawingArea<DB, Shift>,
+    title: &str,
+    y_label: &str,
+    series: &[Series],
+    reference: Option<f64>,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    area.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let pts = series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y, lo, hi) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        for v in [y, lo, hi] {
+            if v > 0.0 && v.is_finite() {
+                y0 = y0.min(v);
+                y1 = y1.max(v);
+            }
+        }
+    }
+    if !(x0 < x1 && y0 <= y1) {
+        anyhow::bail!("nothing to plot");
+    }
+    let mut chart = ChartBuilder::on(&area)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(80)
+        .build_cartesian_2d((x0 / 1.2..x1 * 1.2).log_scale(), (y0 / 1.5..y1 * 1.5).log_scale())
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("context length n")
+        .y_desc(y_label)
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    for (i, s) in series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let valid: Vec<_> = s.points.iter().filter(|p| p.1 > 0.0).copied().collect();
+        chart
+            .draw_series(LineSeries::new(valid.iter().map(|p| (p.0, p.1)), color.stroke_width(2)))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?
+            .label(&s.label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        chart
+            .draw_series(valid.iter().map(|p| {
+                ErrorBar::new_vertical(p.0, p.2.max(y0 / 1.5), p.1, p.3, color.filled(), 6)
+            }))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        if let Some((slope, intercept)) = s.fit {
+            let line = [x0, x1].map(|x| (x, (intercept + slope * x.ln()).exp()));
+            chart
+                .draw_series(DashedLineSeries::new(line, 6, 4, color.stroke_width(1)))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }
+    }
+    if let Some(y_at_x0) = reference {
+        let line = [x0, x1].map(|x| (x, y_at_x0 * x0 / x));
+        chart
+            .draw_series(DashedLineSeries::new(line, 3, 3, BLACK.stroke_width(1)))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?
+            .label("1/n reference")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 15))
+        .position(SeriesLabelPosition::LowerLeft)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    area.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// V against n for each site of one sweep, with fitted lines and the 1/n reference.
+pub fn variance_plot(dir: &Path, s: &Summary) -> Result<()> {
+    let series: Vec<Series> = s
+        .fits
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Series {
+            label: match &f.slope_n {
+                Some(sl) => format!("{} (slope {:.3})", f.site, sl.slope),
+                None => f.site.clone(),
+            },
+            points: s
+                .points
+                .iter()
+                .map(|p| {
+                    let site = &p.sites[i];
+                    let (lo, hi) = percentile_interval(&site.variance_boot);
+                    (p.n as f64, site.variance, lo, hi)
+                })
+                .collect(),
+            fit: f.slope_n.as_ref().map(|sl| (sl.slope, sl.intercept)),
+        })
+        .collect();
+    let reference = s.points.first().map(|p| p.sites[0].variance);
+    loglog(
+        &dir.join("variance"),
+        &format!("{}: noise V(n) on {}", s.config.preset.name(), s.adapter.name),
+        "V(n) = tr Cov(h)",
+        &series,
+        reference,
+    )
+}
+
+/// Normalised V(n) / V(n_min) of several sweeps on one plot.
+pub fn controls_plot(path: &Path, summaries: &[Summary]) -> Result<()> {
+    let series: Vec<Series> = summaries
+        .iter()
+        .filter(|s| !s.points.is_empty())
+        .map(|s| {
+            let v0 = s.points[0].sites[0].variance;
+            Series {
+                label: format!(
+                    "{} (slope {})",
+                    s.config.preset.name(),
+                    s.fits
+                        .first()
+                        .and_then(|f| f.slope_n.as_ref())
+                        .map_or("-".into(), |sl| format!("{:.3}", sl.slope))
+                ),
+                points: s
+                    .points
+                    .iter()
+                    .map(|p| {
+                        let (lo, hi) = percentile_interval(&p.sites[0].variance_boot);
+                        (p.n as f64, p.sites[0].variance / v0, lo / v0, hi / v0)
+                    })
+                    .collect(),
+                fit: None,
+            }
+        })
+        .collect();
+    if series.is_empty() {
+        return Ok(());
+    }
+    loglog(path, "noise against context length, normalised at the shortest n", "V(n) / V(n_min)", &series, Some(1.0))
+}
