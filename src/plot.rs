@@ -40,14 +40,32 @@ pub struct Series {
 }
 
 /// Writes `<stem>.svg` and `<stem>.png`.
-pub fn loglog(stem: &Path, title: &str, y_label: &str, series: &[Series], reference: Option<f64>) -> Result<()> {
+pub fn loglog(
+    stem: &Path,
+    title: &str,
+    y_label: &str,
+    series: &[Series],
+    reference: Option<f64>,
+) -> Result<()> {
     register_font();
     let svg = stem.with_extension("svg");
     let png = stem.with_extension("png");
-    draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), title, y_label, series, reference)
-        .with_context(|| format!("drawing {}", svg.display()))?;
-    draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), title, y_label, series, reference)
-        .with_context(|| format!("drawing {}", png.display()))?;
+    draw(
+        SVGBackend::new(&svg, SIZE).into_drawing_area(),
+        title,
+        y_label,
+        series,
+        reference,
+    )
+    .with_context(|| format!("drawing {}", svg.display()))?;
+    draw(
+        BitMapBackend::new(&png, SIZE).into_drawing_area(),
+        title,
+        y_label,
+        series,
+        reference,
+    )
+    .with_context(|| format!("drawing {}", png.display()))?;
     Ok(())
 }
 
@@ -82,7 +100,10 @@ where
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(80)
-        .build_cartesian_2d((x0 / 1.2..x1 * 1.2).log_scale(), (y0 / 1.5..y1 * 1.5).log_scale())
+        .build_cartesian_2d(
+            (x0 / 1.2..x1 * 1.2).log_scale(),
+            (y0 / 1.5..y1 * 1.5).log_scale(),
+        )
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     chart
         .configure_mesh()
@@ -95,10 +116,15 @@ where
         let color = COLORS[i % COLORS.len()];
         let valid: Vec<_> = s.points.iter().filter(|p| p.1 > 0.0).copied().collect();
         chart
-            .draw_series(LineSeries::new(valid.iter().map(|p| (p.0, p.1)), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                valid.iter().map(|p| (p.0, p.1)),
+                color.stroke_width(2),
+            ))
             .map_err(|e| anyhow::anyhow!("{e:?}"))?
             .label(&s.label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
         chart
             .draw_series(valid.iter().map(|p| {
                 ErrorBar::new_vertical(p.0, p.2.max(y0 / 1.5), p.1, p.3, color.filled(), 6)
@@ -157,7 +183,11 @@ pub fn variance_plot(dir: &Path, s: &Summary) -> Result<()> {
     let reference = s.points.first().map(|p| p.sites[0].variance);
     loglog(
         &dir.join("variance"),
-        &format!("{}: noise V(n) on {}", s.config.preset.name(), s.adapter.name),
+        &format!(
+            "{}: noise V(n) on {}",
+            s.config.preset.name(),
+            s.adapter.name
+        ),
         "V(n) = tr Cov(h)",
         &series,
         reference,
@@ -195,5 +225,11 @@ pub fn controls_plot(path: &Path, summaries: &[Summary]) -> Result<()> {
     if series.is_empty() {
         return Ok(());
     }
-    loglog(path, "noise against context length, normalised at the shortest n", "V(n) / V(n_min)", &series, Some(1.0))
+    loglog(
+        path,
+        "noise against context length, normalised at the shortest n",
+        "V(n) / V(n_min)",
+        &series,
+        Some(1.0),
+    )
 }

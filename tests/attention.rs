@@ -23,6 +23,7 @@ struct Case {
     masked: bool,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn case(
     batch: usize,
     heads: usize,

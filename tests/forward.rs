@@ -6,8 +6,7 @@ mod common;
 use std::path::Path;
 
 use ceiling_core::model::{
-    load_checkpoint, reference as model_ref, ForwardInput, ModelConfig, ModelWeights,
-    ProbeStates,
+    load_checkpoint, reference as model_ref, ForwardInput, ModelConfig, ModelWeights, ProbeStates,
 };
 use ceiling_core::reference::{self, compare};
 use ceiling_host::kernels;
@@ -44,10 +43,18 @@ fn compare_states(what: &str, gpu: &ProbeStates<f32>, cpu: &ProbeStates<f64>, to
     check("embeddings".into(), &gpu.embeddings, &cpu.embeddings);
     assert_eq!(gpu.hidden.len(), cpu.hidden.len());
     for l in 0..cpu.hidden.len() {
-        check(format!("layer {l} attn_out"), &gpu.attn_out[l], &cpu.attn_out[l]);
+        check(
+            format!("layer {l} attn_out"),
+            &gpu.attn_out[l],
+            &cpu.attn_out[l],
+        );
         check(format!("layer {l} hidden"), &gpu.hidden[l], &cpu.hidden[l]);
         check(format!("layer {l} n_eff"), &gpu.n_eff[l], &cpu.n_eff[l]);
-        check(format!("layer {l} entropy"), &gpu.entropy[l], &cpu.entropy[l]);
+        check(
+            format!("layer {l} entropy"),
+            &gpu.entropy[l],
+            &cpu.entropy[l],
+        );
     }
     match (&gpu.final_norm, &cpu.final_norm) {
         (Some(g), Some(c)) => check("final_norm".into(), g, c),
@@ -67,7 +74,11 @@ fn run_model(what: &str, w: &ModelWeights, batch: usize, n: usize, probes: &[usi
     let mut rng = rng(seed);
     let c = &w.config;
     let inputs = if c.vocab > 0 {
-        Inputs::Tokens((0..batch * n).map(|_| rng.random_range(0..c.vocab as u32)).collect())
+        Inputs::Tokens(
+            (0..batch * n)
+                .map(|_| rng.random_range(0..c.vocab as u32))
+                .collect(),
+        )
     } else {
         Inputs::Vectors(random(&mut rng, batch * n * c.d_model))
     };
@@ -137,7 +148,9 @@ fn single_token_sequence() {
 fn rope_kernel_matches_reference() {
     let gpu = gpu();
     let mut rng = rng("rope");
-    for (rows, seq, head_dim, rot_dim, pos0) in [(3, 5, 8, 8, 0), (2, 7, 12, 6, 100), (1, 1, 2, 2, 0)] {
+    for (rows, seq, head_dim, rot_dim, pos0) in
+        [(3, 5, 8, 8, 0), (2, 7, 12, 6, 100), (1, 1, 2, 2, 0)]
+    {
         let x = random(&mut rng, rows * seq * head_dim);
         for precision in precisions() {
             let t = gpu.upload("x", &x, precision).unwrap();
@@ -164,11 +177,19 @@ fn bad_forward_input_is_an_error() {
     let w = ModelWeights::random(&c, 1).unwrap();
     let model = GpuModel::new(gpu, &w, Precision::F32).unwrap();
     let ids = [1u32, 2, 3];
-    let input = ForwardInput::Tokens { ids: &ids, batch: 1, n: 3 };
+    let input = ForwardInput::Tokens {
+        ids: &ids,
+        batch: 1,
+        n: 3,
+    };
     let e = model.forward(gpu, &input, &[5]).unwrap_err().to_string();
     assert!(e.contains("probe position 5"), "{e}");
     let x = [0.5f32; 40]; // not 1 x 3 x 16
-    let input = ForwardInput::Vectors { x: &x, batch: 1, n: 3 };
+    let input = ForwardInput::Vectors {
+        x: &x,
+        batch: 1,
+        n: 3,
+    };
     assert!(model.forward(gpu, &input, &[0]).is_err());
 }
 
@@ -185,18 +206,34 @@ fn entry(name: &str, data: &[f32], shape: &[usize], dtype: Dtype) -> Entry {
     assert_eq!(data.len(), shape.iter().product::<usize>(), "{name}");
     let bytes = match dtype {
         Dtype::F32 => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        Dtype::F16 => data.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
-        Dtype::BF16 => data.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect(),
+        Dtype::F16 => data
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect(),
+        Dtype::BF16 => data
+            .iter()
+            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+            .collect(),
         _ => unreachable!(),
     };
-    Entry { name: name.into(), shape: shape.to_vec(), dtype, bytes }
+    Entry {
+        name: name.into(),
+        shape: shape.to_vec(),
+        dtype,
+        bytes,
+    }
 }
 
 fn write_checkpoint(dir: &Path, config: serde_json::Value, entries: &[Entry]) {
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
     let views: Vec<(String, TensorView)> = entries
         .iter()
-        .map(|e| (e.name.clone(), TensorView::new(e.dtype, e.shape.clone(), &e.bytes).unwrap()))
+        .map(|e| {
+            (
+                e.name.clone(),
+                TensorView::new(e.dtype, e.shape.clone(), &e.bytes).unwrap(),
+            )
+        })
         .collect();
     let bytes = safetensors::serialize(views, None).unwrap();
     std::fs::write(dir.join("model.safetensors"), bytes).unwrap();
@@ -218,13 +255,38 @@ fn bert_entries(w: &ModelWeights, tt: &[f32], dtype: Dtype) -> Vec<Entry> {
     let c = &w.config;
     let (d, ff) = (c.d_model, c.ff_dim);
     let mut e = vec![
-        entry("embeddings.word_embeddings.weight", w.token_embedding.as_ref().unwrap(), &[c.vocab, d], dtype),
-        entry("embeddings.position_embeddings.weight", w.position_embedding.as_ref().unwrap(), &[c.max_len().unwrap(), d], Dtype::F32),
-        entry("embeddings.token_type_embeddings.weight", tt, &[2, d], Dtype::F32),
+        entry(
+            "embeddings.word_embeddings.weight",
+            w.token_embedding.as_ref().unwrap(),
+            &[c.vocab, d],
+            dtype,
+        ),
+        entry(
+            "embeddings.position_embeddings.weight",
+            w.position_embedding.as_ref().unwrap(),
+            &[c.max_len().unwrap(), d],
+            Dtype::F32,
+        ),
+        entry(
+            "embeddings.token_type_embeddings.weight",
+            tt,
+            &[2, d],
+            Dtype::F32,
+        ),
     ];
     let en = w.embed_norm.as_ref().unwrap();
-    e.push(entry("embeddings.LayerNorm.weight", &en.gamma, &[d], Dtype::F32));
-    e.push(entry("embeddings.LayerNorm.bias", en.beta.as_ref().unwrap(), &[d], Dtype::F32));
+    e.push(entry(
+        "embeddings.LayerNorm.weight",
+        &en.gamma,
+        &[d],
+        Dtype::F32,
+    ));
+    e.push(entry(
+        "embeddings.LayerNorm.bias",
+        en.beta.as_ref().unwrap(),
+        &[d],
+        Dtype::F32,
+    ));
     for (i, l) in w.layers.iter().enumerate() {
         let p = format!("encoder.layer.{i}.");
         for (name, lin, o, k) in [
@@ -235,12 +297,35 @@ fn bert_entries(w: &ModelWeights, tt: &[f32], dtype: Dtype) -> Vec<Entry> {
             ("intermediate.dense", &l.up, ff, d),
             ("output.dense", &l.down, d, ff),
         ] {
-            e.push(entry(&format!("{p}{name}.weight"), &lin.weight, &[o, k], Dtype::F32));
-            e.push(entry(&format!("{p}{name}.bias"), lin.bias.as_ref().unwrap(), &[o], Dtype::F32));
+            e.push(entry(
+                &format!("{p}{name}.weight"),
+                &lin.weight,
+                &[o, k],
+                Dtype::F32,
+            ));
+            e.push(entry(
+                &format!("{p}{name}.bias"),
+                lin.bias.as_ref().unwrap(),
+                &[o],
+                Dtype::F32,
+            ));
         }
-        for (name, n) in [("attention.output.LayerNorm", &l.attn_norm), ("output.LayerNorm", &l.ffn_norm)] {
-            e.push(entry(&format!("{p}{name}.weight"), &n.gamma, &[d], Dtype::F32));
-            e.push(entry(&format!("{p}{name}.bias"), n.beta.as_ref().unwrap(), &[d], Dtype::F32));
+        for (name, n) in [
+            ("attention.output.LayerNorm", &l.attn_norm),
+            ("output.LayerNorm", &l.ffn_norm),
+        ] {
+            e.push(entry(
+                &format!("{p}{name}.weight"),
+                &n.gamma,
+                &[d],
+                Dtype::F32,
+            ));
+            e.push(entry(
+                &format!("{p}{name}.bias"),
+                n.beta.as_ref().unwrap(),
+                &[d],
+                Dtype::F32,
+            ));
         }
     }
     e
@@ -272,19 +357,35 @@ fn bert_checkpoint_loads_and_matches_reference() {
     let mut rng = rng("bert_checkpoint");
     let tt = random(&mut rng, 2 * c.d_model);
     let dir = tempfile::tempdir().unwrap();
-    write_checkpoint(dir.path(), bert_config(&c), &bert_entries(&w, &tt, Dtype::BF16));
+    write_checkpoint(
+        dir.path(),
+        bert_config(&c),
+        &bert_entries(&w, &tt, Dtype::BF16),
+    );
     let loaded = load_checkpoint(dir.path()).unwrap();
     assert_eq!(loaded.config, c);
     // Token type 0 is folded into the positions; the word embeddings went through bf16.
     let mut expect = w.clone();
-    for row in expect.position_embedding.as_mut().unwrap().chunks_mut(c.d_model) {
+    for row in expect
+        .position_embedding
+        .as_mut()
+        .unwrap()
+        .chunks_mut(c.d_model)
+    {
         row.iter_mut().zip(&tt).for_each(|(p, t)| *p += t);
     }
     for v in expect.token_embedding.as_mut().unwrap() {
         *v = half::bf16::from_f32(*v).to_f32();
     }
     assert_eq!(loaded, expect);
-    run_model("bert checkpoint", &loaded, 2, 9, &[8, 2], "bert_checkpoint_forward");
+    run_model(
+        "bert checkpoint",
+        &loaded,
+        2,
+        9,
+        &[8, 2],
+        "bert_checkpoint_forward",
+    );
 }
 
 #[test]
@@ -294,26 +395,86 @@ fn gpt2_checkpoint_maps_conv1d_weights() {
     let w = ModelWeights::random(&c, 22).unwrap();
     let (d, ff) = (c.d_model, c.ff_dim);
     let mut e = vec![
-        entry("transformer.wte.weight", w.token_embedding.as_ref().unwrap(), &[20, d], Dtype::F32),
-        entry("transformer.wpe.weight", w.position_embedding.as_ref().unwrap(), &[12, d], Dtype::F32),
+        entry(
+            "transformer.wte.weight",
+            w.token_embedding.as_ref().unwrap(),
+            &[20, d],
+            Dtype::F32,
+        ),
+        entry(
+            "transformer.wpe.weight",
+            w.position_embedding.as_ref().unwrap(),
+            &[12, d],
+            Dtype::F32,
+        ),
     ];
     let fnorm = w.final_norm.as_ref().unwrap();
-    e.push(entry("transformer.ln_f.weight", &fnorm.gamma, &[d], Dtype::F32));
-    e.push(entry("transformer.ln_f.bias", fnorm.beta.as_ref().unwrap(), &[d], Dtype::F32));
+    e.push(entry(
+        "transformer.ln_f.weight",
+        &fnorm.gamma,
+        &[d],
+        Dtype::F32,
+    ));
+    e.push(entry(
+        "transformer.ln_f.bias",
+        fnorm.beta.as_ref().unwrap(),
+        &[d],
+        Dtype::F32,
+    ));
     for (i, l) in w.layers.iter().enumerate() {
         let p = format!("transformer.h.{i}.");
         // c_attn: [in, 3 * out], q | k | v along the output columns.
-        let qkv: Vec<f32> = [&l.q, &l.k, &l.v].iter().flat_map(|x| x.weight.clone()).collect();
-        let qkv_b: Vec<f32> = [&l.q, &l.k, &l.v].iter().flat_map(|x| x.bias.clone().unwrap()).collect();
-        e.push(entry(&format!("{p}attn.c_attn.weight"), &transpose(&qkv, 3 * d, d), &[d, 3 * d], Dtype::F32));
-        e.push(entry(&format!("{p}attn.c_attn.bias"), &qkv_b, &[3 * d], Dtype::F32));
-        for (name, lin, o, k) in [("attn.c_proj", &l.o, d, d), ("mlp.c_fc", &l.up, ff, d), ("mlp.c_proj", &l.down, d, ff)] {
-            e.push(entry(&format!("{p}{name}.weight"), &transpose(&lin.weight, o, k), &[k, o], Dtype::F32));
-            e.push(entry(&format!("{p}{name}.bias"), lin.bias.as_ref().unwrap(), &[o], Dtype::F32));
+        let qkv: Vec<f32> = [&l.q, &l.k, &l.v]
+            .iter()
+            .flat_map(|x| x.weight.clone())
+            .collect();
+        let qkv_b: Vec<f32> = [&l.q, &l.k, &l.v]
+            .iter()
+            .flat_map(|x| x.bias.clone().unwrap())
+            .collect();
+        e.push(entry(
+            &format!("{p}attn.c_attn.weight"),
+            &transpose(&qkv, 3 * d, d),
+            &[d, 3 * d],
+            Dtype::F32,
+        ));
+        e.push(entry(
+            &format!("{p}attn.c_attn.bias"),
+            &qkv_b,
+            &[3 * d],
+            Dtype::F32,
+        ));
+        for (name, lin, o, k) in [
+            ("attn.c_proj", &l.o, d, d),
+            ("mlp.c_fc", &l.up, ff, d),
+            ("mlp.c_proj", &l.down, d, ff),
+        ] {
+            e.push(entry(
+                &format!("{p}{name}.weight"),
+                &transpose(&lin.weight, o, k),
+                &[k, o],
+                Dtype::F32,
+            ));
+            e.push(entry(
+                &format!("{p}{name}.bias"),
+                lin.bias.as_ref().unwrap(),
+                &[o],
+                Dtype::F32,
+            ));
         }
         for (name, n) in [("ln_1", &l.attn_norm), ("ln_2", &l.ffn_norm)] {
-            e.push(entry(&format!("{p}{name}.weight"), &n.gamma, &[d], Dtype::F32));
-            e.push(entry(&format!("{p}{name}.bias"), n.beta.as_ref().unwrap(), &[d], Dtype::F32));
+            e.push(entry(
+                &format!("{p}{name}.weight"),
+                &n.gamma,
+                &[d],
+                Dtype::F32,
+            ));
+            e.push(entry(
+                &format!("{p}{name}.bias"),
+                n.beta.as_ref().unwrap(),
+                &[d],
+                Dtype::F32,
+            ));
         }
     }
     let config = serde_json::json!({
@@ -343,13 +504,19 @@ fn bad_checkpoints_name_the_problem() {
         .collect();
     write_checkpoint(dir.path(), bert_config(&c), &missing);
     let e = load_checkpoint(dir.path()).unwrap_err().to_string();
-    assert!(e.contains("encoder.layer.0.attention.self.key.weight") && e.contains("missing"), "{e}");
+    assert!(
+        e.contains("encoder.layer.0.attention.self.key.weight") && e.contains("missing"),
+        "{e}"
+    );
     // A shape that disagrees with the config.
     let mut cfg = bert_config(&c);
     cfg["intermediate_size"] = serde_json::json!(20);
     write_checkpoint(dir.path(), cfg, &all);
     let e = load_checkpoint(dir.path()).unwrap_err().to_string();
-    assert!(e.contains("encoder.layer.0.intermediate.dense.weight"), "{e}");
+    assert!(
+        e.contains("encoder.layer.0.intermediate.dense.weight"),
+        "{e}"
+    );
     // An unknown architecture.
     let mut cfg = bert_config(&c);
     cfg["model_type"] = serde_json::json!("t5");
@@ -361,4 +528,46 @@ fn bad_checkpoints_name_the_problem() {
     let empty = tempfile::tempdir().unwrap();
     let e = load_checkpoint(empty.path()).unwrap_err().to_string();
     assert!(e.contains("config.json"), "{e}");
+}
+
+#[test]
+fn hidden_cli_writes_states_that_match_the_reference() {
+    let c = ModelConfig::llama_like(2, 16, 4, 2, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("model.json");
+    std::fs::write(&config, serde_json::to_string(&c).unwrap()).unwrap();
+    let out = dir.path().join("states.safetensors");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_ceiling"))
+        .args(["hidden", "--config"])
+        .arg(&config)
+        .args([
+            "--seed",
+            "5",
+            "--batch",
+            "2",
+            "--n",
+            "6",
+            "--positions",
+            "5,1",
+            "--out",
+        ])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bytes = std::fs::read(&out).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let w = ModelWeights::random(&c, 5).unwrap();
+    let input = ceiling_core::model::RandomInput::draw(&c, 2, 6, 6);
+    let want = model_ref::forward(&w, &input.as_input(2, 6), &[5, 1]).unwrap();
+    for l in 0..2 {
+        let t = st.tensor(&format!("hidden.{l}")).unwrap();
+        assert_eq!(t.shape(), &[2, 2, 16]);
+        let got: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        assert_close(&format!("cli hidden.{l}"), &got, &want.hidden[l], 1e-5);
+    }
 }

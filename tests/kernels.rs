@@ -169,7 +169,7 @@ fn matmul_larger_than_one_binding_is_split() {
     let shape = MatmulShape::new(m, k, 3);
     eprintln!(
         "a is {} MiB, binding limit {} MiB",
-        shape.a_len() * 4 >> 20,
+        (shape.a_len() * 4) >> 20,
         gpu.max_binding() >> 20
     );
     assert!((shape.a_len() * 4) as u64 > gpu.max_binding());

@@ -55,7 +55,12 @@ fn read_tokens(path: &PathBuf) -> anyhow::Result<(Vec<u32>, usize, usize)> {
     let id = |v: &serde_json::Value| -> anyhow::Result<u32> {
         v.as_u64()
             .and_then(|x| u32::try_from(x).ok())
-            .with_context(|| format!("{}: token ids must be integers >= 0, got {v}", path.display()))
+            .with_context(|| {
+                format!(
+                    "{}: token ids must be integers >= 0, got {v}",
+                    path.display()
+                )
+            })
     };
     let Some(outer) = value.as_array() else {
         bail!("{}: expected a JSON array of token ids", path.display());
@@ -76,7 +81,10 @@ fn read_tokens(path: &PathBuf) -> anyhow::Result<(Vec<u32>, usize, usize)> {
             .collect::<anyhow::Result<_>>()?;
         let n = rows[0].len();
         if n == 0 || rows.iter().any(|r| r.len() != n) {
-            bail!("{}: every sequence must have the same, non-zero length", path.display());
+            bail!(
+                "{}: every sequence must have the same, non-zero length",
+                path.display()
+            );
         }
         Ok((rows.concat(), rows.len(), n))
     } else {
@@ -182,7 +190,12 @@ fn write_states(
     }
     let views = tensors
         .iter()
-        .map(|(name, shape, data)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), data)?)))
+        .map(|(name, shape, data)| {
+            Ok((
+                name.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), data)?,
+            ))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let data = safetensors::serialize(views, Some(meta))?;
     // Written next to the target and renamed, so a reader never sees half a file.

@@ -12,7 +12,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[derive(clap::Args)]
 pub struct Args {
     /// Presets to run, comma-separated: clt, ar1, sharp, sink, heavy, lrd.
-    #[arg(long, value_delimiter = ',', default_value = "clt,ar1,sharp,sink,heavy,lrd")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "clt,ar1,sharp,sink,heavy,lrd"
+    )]
     preset: Vec<String>,
     /// Context lengths, comma-separated (default: doubling from --min-n to --max-n).
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["min_n", "max_n"])]
@@ -149,14 +153,15 @@ pub fn print_table(summaries: &[Summary]) {
     );
     for s in summaries {
         for f in &s.fits {
-            let (sl, ci) = f
-                .slope_n
-                .as_ref()
-                .map_or(("-".into(), "-".into()), |x| (format!("{:.3}", x.slope), x.ci.to_string()));
+            let (sl, ci) = f.slope_n.as_ref().map_or(("-".into(), "-".into()), |x| {
+                (format!("{:.3}", x.slope), x.ci.to_string())
+            });
             let (se, cie) = f
                 .slope_n_eff
                 .as_ref()
-                .map_or(("-".into(), "-".into()), |x| (format!("{:.3}", x.slope), x.ci.to_string()));
+                .map_or(("-".into(), "-".into()), |x| {
+                    (format!("{:.3}", x.slope), x.ci.to_string())
+                });
             let floor = f
                 .floor
                 .as_ref()
@@ -192,9 +197,11 @@ impl sweep::Progress for Bars {
     fn start_length(&mut self, n: usize, samples: usize) {
         let bar = ProgressBar::new(samples as u64);
         bar.set_style(
-            ProgressStyle::with_template("  n = {prefix:>6} [{bar:30}] {pos}/{len} samples {elapsed}")
-                .unwrap()
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "  n = {prefix:>6} [{bar:30}] {pos}/{len} samples {elapsed}",
+            )
+            .unwrap()
+            .progress_chars("=> "),
         );
         bar.set_prefix(n.to_string());
         self.bar = Some(bar);

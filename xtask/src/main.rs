@@ -1,1 +1,169 @@
-fn main() {}
+//! `cargo xtask sweep | test | bench | info`: the project's jobs, with the set-up they need.
+//!
+//! Each job first makes sure a Vulkan adapter exists. Without one, on Debian/Ubuntu as root
+//! it installs Mesa's lavapipe (the CPU Vulkan driver) and says so; otherwise it stops with
+//! the command to run.
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context, Result};
+
+const USAGE: &str = "usage: cargo xtask <sweep|test|bench|info> [args passed on to the job]
+
+  sweep   the default context-length sweep (release build), results in results/sweep
+  test    cargo fmt --check, clippy -D warnings, and the whole test suite on a real adapter
+  bench   the criterion benches
+  info    the adapters wgpu sees";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let job = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    match job.as_str() {
+        "sweep" => {
+            ensure_adapter()?;
+            cargo(
+                &[
+                    "run",
+                    "--release",
+                    "--quiet",
+                    "--bin",
+                    "ceiling",
+                    "--",
+                    "sweep",
+                ],
+                &rest,
+            )
+        }
+        "info" => {
+            ensure_adapter()?;
+            cargo(
+                &[
+                    "run",
+                    "--release",
+                    "--quiet",
+                    "--bin",
+                    "ceiling",
+                    "--",
+                    "info",
+                ],
+                &rest,
+            )
+        }
+        "test" => {
+            cargo(&["fmt", "--all", "--", "--check"], &[])
+                .context("formatting differs: run `cargo fmt --all`")?;
+            cargo(
+                &[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+                &[],
+            )?;
+            ensure_adapter()?;
+            cargo(&["test", "--workspace"], &rest)
+        }
+        "bench" => {
+            ensure_adapter()?;
+            cargo(&["bench"], &rest)
+        }
+        _ => bail!("{USAGE}"),
+    }
+}
+
+/// Runs cargo with the adapter pinned the way the tests expect.
+fn cargo(args: &[&str], rest: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(args).args(rest);
+    pin_environment(&mut cmd);
+    let status = cmd.status().context("starting cargo")?;
+    if !status.success() {
+        bail!("`cargo {}` failed", args.join(" "));
+    }
+    Ok(())
+}
+
+fn pin_environment(cmd: &mut Command) {
+    // Vulkan is the backend everywhere but macOS; a chosen backend is left alone.
+    if std::env::var_os("WGPU_BACKEND").is_none() && !cfg!(target_os = "macos") {
+        cmd.env("WGPU_BACKEND", "vulkan");
+    }
+    // Mesa's WSI warns on every start without it; compute needs no display.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        cmd.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+}
+
+/// Makes sure a Vulkan driver is present (Linux only; Metal and DX12 come with the OS).
+fn ensure_adapter() -> Result<()> {
+    if !cfg!(target_os = "linux") || vulkan_icd_present() {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let apt = std::path::Path::new("/usr/bin/apt-get").exists();
+    let install = "apt-get install -y mesa-vulkan-drivers libvulkan1";
+    if !(root && apt) {
+        bail!(
+            "no Vulkan driver found. Install one; without a GPU, Mesa's lavapipe works: \
+             `sudo apt-get update && sudo {install}` (Debian/Ubuntu), or your distribution's \
+             mesa-vulkan-drivers package"
+        );
+    }
+    eprintln!("xtask: no Vulkan driver found; installing Mesa's lavapipe: {install}");
+    for args in [
+        vec!["update", "-qq"],
+        vec!["install", "-y", "-qq", "mesa-vulkan-drivers", "libvulkan1"],
+    ] {
+        let status = Command::new("apt-get")
+            .args(&args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("running apt-get")?;
+        if !status.success() {
+            bail!("`apt-get {}` failed", args.join(" "));
+        }
+    }
+    if !vulkan_icd_present() {
+        bail!("lavapipe was installed but no Vulkan driver manifest appeared");
+    }
+    Ok(())
+}
+
+/// A Vulkan loader and at least one driver manifest (ICD) are installed.
+fn vulkan_icd_present() -> bool {
+    let loader = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+    ]
+    .iter()
+    .any(|d| std::path::Path::new(d).join("libvulkan.so.1").exists());
+    let icd = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
+        .iter()
+        .any(|d| {
+            std::fs::read_dir(d)
+                .map(|mut e| e.next().is_some())
+                .unwrap_or(false)
+        });
+    loader && icd
+}

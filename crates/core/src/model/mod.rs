@@ -137,7 +137,7 @@ impl RandomInput {
             let v = config.vocab as u64;
             RandomInput::Tokens(
                 (0..batch * n)
-                    .map(|_| ((rng.next_u64() >> 32) * v >> 32) as u32)
+                    .map(|_| (((rng.next_u64() >> 32) * v) >> 32) as u32)
                     .collect(),
             )
         } else {

@@ -21,7 +21,11 @@ pub struct Indices {
 impl Indices {
     pub fn upload(gpu: &Gpu, what: &str, data: &[u32]) -> Indices {
         // Bindings need at least 4 bytes.
-        let padded: Vec<u32> = if data.is_empty() { vec![0] } else { data.to_vec() };
+        let padded: Vec<u32> = if data.is_empty() {
+            vec![0]
+        } else {
+            data.to_vec()
+        };
         let buffer = gpu
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -103,7 +107,16 @@ pub fn split_heads(
         gpu,
         "split_heads",
         p,
-        [t, n as u32, heads as u32, hd as u32, stride as u32, offset as u32, 0, 0],
+        [
+            t,
+            n as u32,
+            heads as u32,
+            hd as u32,
+            stride as u32,
+            offset as u32,
+            0,
+            0,
+        ],
         &[(1, x.binding()), (3, out.binding())],
     )
 }
@@ -251,7 +264,16 @@ pub fn gather_rows(
         gpu,
         "gather_rows",
         p,
-        [t, n as u32, probes.len as u32, d as u32, offset as u32, 0, 0, 0],
+        [
+            t,
+            n as u32,
+            probes.len as u32,
+            d as u32,
+            offset as u32,
+            0,
+            0,
+            0,
+        ],
         &[
             (1, x.binding()),
             (3, out.binding()),

@@ -102,7 +102,7 @@ pub fn matmul(
     let dummy = gpu.upload("unused", &[0.0; 4], precision)?;
     let fits = [a.bytes(), out.bytes()].iter().all(|&s| s <= max);
     let chunks = if fits {
-        vec![0..shape.m]
+        std::iter::once(0..shape.m).collect()
     } else if shape.batch == 1 {
         row_chunks(
             shape.m,

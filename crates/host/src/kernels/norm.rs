@@ -43,7 +43,7 @@ fn norm(
     eps: f32,
     out: &Tensor,
 ) -> Result<()> {
-    if cols == 0 || x.len % cols != 0 || x.len == 0 {
+    if cols == 0 || !x.len.is_multiple_of(cols) || x.len == 0 {
         return Err(ceiling_core::kernel::ShapeError::Invalid(format!(
             "{entry}: {} elements do not form rows of {cols}",
             x.len

@@ -12,15 +12,11 @@ const WG: u32 = 64;
 
 /// cos and sin per (position, pair) for positions pos0..pos0 + seq: [seq, rot_dim / 2, 2] in
 /// f32, computed in f64 so that large positions lose nothing to f32 angle arithmetic.
-pub fn rope_table(
-    gpu: &Gpu,
-    seq: usize,
-    rot_dim: usize,
-    base: f64,
-    pos0: usize,
-) -> Result<Tensor> {
+pub fn rope_table(gpu: &Gpu, seq: usize, rot_dim: usize, base: f64, pos0: usize) -> Result<Tensor> {
     if !(base.is_finite() && base > 0.0) {
-        return Err(ShapeError::Invalid(format!("rope: base must be finite and > 0, got {base}")).into());
+        return Err(
+            ShapeError::Invalid(format!("rope: base must be finite and > 0, got {base}")).into(),
+        );
     }
     let half = rot_dim / 2;
     let mut table = Vec::with_capacity(seq * half * 2);
@@ -76,7 +72,11 @@ pub fn rope_with_table(
     if pairs > u32::MAX as usize {
         return Err(ShapeError::Invalid("rope: more than 2^32 pairs in one call".into()).into());
     }
-    let pipeline = gpu.pipeline(Variant::new(Family::Rope, x.precision), "rope", &[("WG", WG)])?;
+    let pipeline = gpu.pipeline(
+        Variant::new(Family::Rope, x.precision),
+        "rope",
+        &[("WG", WG)],
+    )?;
     gpu.dispatch(
         &pipeline,
         &words(&[rows as u32, seq as u32, head_dim as u32, half as u32]),

@@ -147,6 +147,7 @@ impl GpuModel {
     }
 
     /// x W^T + b, with `act` and an optional residual added after it.
+    #[allow(clippy::too_many_arguments)]
     fn linear(
         &self,
         gpu: &Gpu,
@@ -236,15 +237,20 @@ impl GpuModel {
         let out_stats = gpu.nan_tensor("probe stats", layers * stat_slot, Precision::F32)?;
 
         // Embeddings (into y when a norm follows, so that x holds the block input).
-        let first = if self.embed_norm.is_some() { &s.y } else { &s.x };
+        let first = if self.embed_norm.is_some() {
+            &s.y
+        } else {
+            &s.x
+        };
         let input_tensor;
         let ids;
         let source = match *input {
             ForwardInput::Tokens { ids: tok, .. } => {
                 ids = Indices::upload(gpu, "token ids", tok);
-                let table = self.token_embedding.as_ref().ok_or_else(|| {
-                    model_error(ModelError::Missing("token_embedding".into()))
-                })?;
+                let table = self
+                    .token_embedding
+                    .as_ref()
+                    .ok_or_else(|| model_error(ModelError::Missing("token_embedding".into())))?;
                 EmbedSource::Tokens { table, ids: &ids }
             }
             ForwardInput::Vectors { x, .. } => {
@@ -334,9 +340,25 @@ impl GpuModel {
                 }
             };
             if pre {
-                self.linear(gpu, hidden, rows, &l.down, Activation::None, Some(residual), &s.x)?;
+                self.linear(
+                    gpu,
+                    hidden,
+                    rows,
+                    &l.down,
+                    Activation::None,
+                    Some(residual),
+                    &s.x,
+                )?;
             } else {
-                self.linear(gpu, hidden, rows, &l.down, Activation::None, Some(residual), &s.y)?;
+                self.linear(
+                    gpu,
+                    hidden,
+                    rows,
+                    &l.down,
+                    Activation::None,
+                    Some(residual),
+                    &s.y,
+                )?;
                 self.norm(gpu, &s.y, &l.ffn_norm, &s.x)?;
             }
             elementwise::gather_rows(gpu, &s.x, batch, n, d, &probe_idx, &out, (1 + li) * slot)?;

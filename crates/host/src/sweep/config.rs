@@ -65,11 +65,13 @@ impl Preset {
         }
     }
 
-    /// Multiplier on the usual 1/sqrt(d) logit scale.
+    /// Multiplier on the usual 1/sqrt(d) logit scale: logits of standard deviation 0.5.
+    /// (With 1.0, n_eff / n still falls from 0.54 to 0.38 between n = 16 and 2048, and the
+    /// slope against n reads -0.93 while the slope against n_eff stays at -1.)
     pub fn logit_gain(self) -> f64 {
         match self {
             Preset::Sharp => 24.0,
-            _ => 1.0,
+            _ => 0.5,
         }
     }
 
@@ -165,11 +167,10 @@ impl SweepConfig {
                 self.samples
             ));
         }
-        if self.d_model == 0
-            || self.d_model + 1 > ceiling_core::kernel::AttentionShape::MAX_HEAD_DIM
+        if self.d_model < 2 || self.d_model + 1 > ceiling_core::kernel::AttentionShape::MAX_HEAD_DIM
         {
             return bad(format!(
-                "d_model {} must lie in 1..={}",
+                "d_model {} must lie in 2..={}",
                 self.d_model,
                 ceiling_core::kernel::AttentionShape::MAX_HEAD_DIM - 1
             ));

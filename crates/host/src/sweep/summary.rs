@@ -125,7 +125,7 @@ fn fit_site(cfg: &SweepConfig, site: &str, points: &[LengthResult], i: usize) ->
 /// Weighted log-log fit of V against x, and the percentile interval of the slopes fitted
 /// to each bootstrap replicate (replicate r of every length is one resample of the sweep).
 fn slope(xs: &[f64], points: &[LengthResult], i: usize) -> Option<Slope> {
-    if points.len() < 2 || xs.iter().any(|&x| !(x > 0.0)) {
+    if points.len() < 2 || xs.iter().any(|&x| x.is_nan() || x <= 0.0) {
         return None;
     }
     let pts: Vec<Point> = points
@@ -149,10 +149,11 @@ fn slope(xs: &[f64], points: &[LengthResult], i: usize) -> Option<Slope> {
             let rep: Vec<Point> = points
                 .iter()
                 .zip(xs)
-                .map(|(p, &x)| Point {
+                .zip(&pts)
+                .map(|((p, &x), pt)| Point {
                     n: x,
                     value: p.sites[i].variance_boot[r],
-                    std_err: 0.0,
+                    std_err: pt.std_err,
                 })
                 .collect();
             fit::wls_loglog(&rep).ok().map(|f| f.slope)
@@ -178,22 +179,21 @@ fn sd(v: &[f64]) -> f64 {
     (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
 }
 
-/// A one-line reading of the slope against -1, with the floor model's opinion.
+/// A one-line reading of the slope against -1 (and 0), with the floor model's opinion.
 fn verdict(slope: Option<&Slope>, floor: Option<&FloorFit>) -> String {
     let Some(s) = slope else {
         return "too few lengths to fit".into();
     };
-    let mut v = if s.ci.covers(-1.0) {
-        "consistent with 1/n".to_string()
-    } else if s.ci.lo.is_some_and(|lo| lo > -1.0) {
-        if s.ci.covers(0.0) {
-            "no decay (slope ~ 0)".to_string()
-        } else {
-            "slower than 1/n".to_string()
-        }
+    let mut v = if s.ci.covers(-1.0) || (s.slope + 1.0).abs() < 0.05 {
+        "consistent with 1/n"
+    } else if s.slope.abs() < 0.1 {
+        "no decay (slope ~ 0)"
+    } else if s.slope > -1.0 {
+        "slower than 1/n"
     } else {
-        "faster than 1/n".to_string()
-    };
+        "faster than 1/n"
+    }
+    .to_string();
     if let Some(f) = floor {
         if f.prefers_floor && f.c > 0.0 {
             v.push_str(", floor preferred (AIC)");

@@ -1,0 +1,220 @@
+//! The sweep's controls give their known answers, the GPU reductions match their f64
+//! reference, and an interrupted sweep resumes to the same result.
+//!
+//! The control checks use a fixed seed: they test a statistical claim with a 95% interval,
+//! and a fresh seed would make them fail by chance one run in twenty.
+
+mod common;
+
+use std::path::Path;
+
+use ceiling_core::stats::Moments;
+use ceiling_host::sweep::{self, LengthResult, Preset, Shard, Summary, SweepConfig};
+use ceiling_shaders::Precision;
+use common::*;
+
+struct Quiet;
+impl sweep::Progress for Quiet {
+    fn start_length(&mut self, _: usize, _: usize) {}
+    fn samples_done(&mut self, _: usize) {}
+    fn finish_length(&mut self, _: &LengthResult, _: bool) {}
+}
+
+fn config(preset: Preset) -> SweepConfig {
+    let mut cfg = SweepConfig::for_preset(preset);
+    cfg.lengths = (4..=10).map(|e| 1 << e).collect();
+    cfg.samples = 256;
+    cfg
+}
+
+fn run(cfg: &SweepConfig, dir: &Path) -> Summary {
+    sweep::run_sweep(gpu(), cfg, dir, Shard::ALL, &mut Quiet).unwrap()
+}
+
+fn slope(s: &Summary) -> sweep::summary::Slope {
+    s.fits[0].slope_n.clone().expect("a slope")
+}
+
+#[test]
+fn clt_control_gives_slope_minus_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = run(&config(Preset::Clt), dir.path());
+    let sl = slope(&s);
+    eprintln!("clt: slope {:.3} {}", sl.slope, sl.ci);
+    assert!((sl.slope + 1.0).abs() < 0.1, "clt slope {}", sl.slope);
+    assert!(sl.ci.covers(-1.0), "clt interval {} misses -1", sl.ci);
+    // n_eff grows with n, and the fit against n_eff agrees.
+    let eff = s.fits[0].slope_n_eff.clone().unwrap();
+    assert!(
+        (eff.slope + 1.0).abs() < 0.1,
+        "slope against n_eff {}",
+        eff.slope
+    );
+    assert!(s
+        .points
+        .windows(2)
+        .all(|w| w[1].n_eff_mean > w[0].n_eff_mean));
+}
+
+#[test]
+fn sharp_control_is_flat_and_sink_shows_a_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let sharp = slope(&run(&config(Preset::Sharp), &dir.path().join("sharp")));
+    let clt = slope(&run(&config(Preset::Clt), &dir.path().join("clt")));
+    eprintln!("sharp: slope {:.3} {}", sharp.slope, sharp.ci);
+    assert!(
+        sharp.slope > clt.slope + 0.7,
+        "sharp {} vs clt {}",
+        sharp.slope,
+        clt.slope
+    );
+    assert!(sharp.slope.abs() < 0.15, "sharp slope {}", sharp.slope);
+
+    let sink = run(&config(Preset::Sink), &dir.path().join("sink"));
+    let floor = sink.fits[0].floor.clone().expect("a floor fit");
+    eprintln!("sink: {floor:?}");
+    assert!(floor.prefers_floor, "the floor model should win: {floor:?}");
+    // The sink holds a quarter of the attention: the floor is about 1/16 of tr Cov(v).
+    let v_long = sink.points.last().unwrap().sites[0].variance;
+    assert!(
+        floor.c > 0.3 * v_long,
+        "floor {} vs V(n_max) {v_long}",
+        floor.c
+    );
+}
+
+#[test]
+fn long_range_dependent_inputs_give_slope_2h_minus_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let sl = slope(&run(&config(Preset::Lrd), dir.path()));
+    eprintln!("lrd: slope {:.3} {}", sl.slope, sl.ci);
+    assert!((sl.slope + 0.6).abs() < 0.1, "lrd slope {}", sl.slope);
+}
+
+#[test]
+fn an_interrupted_sweep_resumes_to_the_same_result() {
+    let mut cfg = config(Preset::Ar1);
+    cfg.lengths = vec![16, 32, 64, 128];
+    cfg.samples = 64;
+    let whole = tempfile::tempdir().unwrap();
+    let reference = run(&cfg, whole.path());
+
+    let broken = tempfile::tempdir().unwrap();
+    run(&cfg, broken.path());
+    // As if killed while measuring n = 64: its point never landed, a temporary file did,
+    // and the summary was never written.
+    let point = sweep::results::point_path(broken.path(), 64);
+    std::fs::rename(&point, point.with_extension("tmp")).unwrap();
+    std::fs::remove_file(broken.path().join("summary.json")).unwrap();
+
+    struct Count(Vec<(usize, bool)>);
+    impl sweep::Progress for Count {
+        fn start_length(&mut self, _: usize, _: usize) {}
+        fn samples_done(&mut self, _: usize) {}
+        fn finish_length(&mut self, r: &LengthResult, resumed: bool) {
+            self.0.push((r.n, resumed));
+        }
+    }
+    let mut count = Count(Vec::new());
+    let resumed = sweep::run_sweep(gpu(), &cfg, broken.path(), Shard::ALL, &mut count).unwrap();
+    assert_eq!(
+        count.0,
+        vec![(16, true), (32, true), (64, false), (128, true)],
+        "only the lost length is measured again"
+    );
+    for (a, b) in resumed.points.iter().zip(&reference.points) {
+        assert_eq!(a.sites, b.sites, "n = {}", a.n);
+    }
+    assert_eq!(resumed.fits, reference.fits);
+
+    // A different configuration in the same directory is refused, and loses nothing.
+    let mut other = cfg.clone();
+    other.samples = 65;
+    let err = sweep::run_sweep(gpu(), &other, broken.path(), Shard::ALL, &mut Quiet).unwrap_err();
+    assert!(err.to_string().contains("another configuration"), "{err}");
+    assert!(sweep::results::point_path(broken.path(), 64).exists());
+}
+
+#[test]
+fn shards_merge_to_the_whole_grid() {
+    let mut cfg = config(Preset::Clt);
+    cfg.lengths = vec![16, 32, 64];
+    cfg.samples = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let first = sweep::run_sweep(
+        gpu(),
+        &cfg,
+        dir.path(),
+        Shard { index: 0, count: 2 },
+        &mut Quiet,
+    )
+    .unwrap();
+    assert_eq!(
+        first.points.iter().map(|p| p.n).collect::<Vec<_>>(),
+        vec![16, 64]
+    );
+    let both = sweep::run_sweep(
+        gpu(),
+        &cfg,
+        dir.path(),
+        Shard { index: 1, count: 2 },
+        &mut Quiet,
+    )
+    .unwrap();
+    assert_eq!(
+        both.points.iter().map(|p| p.n).collect::<Vec<_>>(),
+        vec![16, 32, 64]
+    );
+}
+
+#[test]
+fn column_moments_match_the_f64_reference() {
+    let gpu = gpu();
+    let mut rng = rng("moments");
+    for precision in precisions() {
+        for (samples, cols) in [(2, 1), (7, 33), (100, 65), (1000, 3)] {
+            // A large common offset: a naive sum of squares in f32 would lose the variance.
+            let offset = if precision == Precision::F32 {
+                300.0
+            } else {
+                3.0
+            };
+            let x: Vec<f32> = random(&mut rng, samples * cols)
+                .iter()
+                .map(|v| v + offset)
+                .collect();
+            let t = gpu.upload("x", &x, precision).unwrap();
+            let got = ceiling_host::kernels::column_moments(gpu, &t, samples, cols).unwrap();
+            let mut want = Moments::new(cols);
+            for row in stored(&x, precision).chunks(cols) {
+                want.push(row).unwrap();
+            }
+            let as32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+            let label = format!("moments {samples}x{cols} {precision}");
+            assert_close(&format!("{label} mean"), &as32(&got.mean), &want.mean, 1e-6);
+            assert_close(&format!("{label} m2"), &as32(&got.m2), &want.m2, 1e-4);
+            assert_eq!(got.count, samples as u64);
+        }
+    }
+}
+
+#[test]
+fn bad_sweep_input_is_refused_before_gpu_work() {
+    type Change = Box<dyn Fn(&mut SweepConfig)>;
+    let cases: Vec<(Change, &str)> = vec![
+        (Box::new(|c| c.samples = 1), "at least 2"),
+        (Box::new(|c| c.lengths = vec![16, 0]), "n = 0"),
+        (
+            Box::new(|c| c.process = ceiling_core::process::Process::StudentT { df: 0.0 }),
+            "df",
+        ),
+        (Box::new(|c| c.d_model = 1), "d_model"),
+        (Box::new(|c| c.sink_mass = 1.0), "sink mass"),
+    ];
+    for (change, needle) in cases {
+        let mut cfg = config(Preset::Clt);
+        change(&mut cfg);
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains(needle), "'{err}' should mention '{needle}'");
+    }
+}
