@@ -218,3 +218,84 @@ fn bad_sweep_input_is_refused_before_gpu_work() {
         assert!(err.contains(needle), "'{err}' should mention '{needle}'");
     }
 }
+
+fn ceiling(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ceiling"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_shards_in_two_directories_merge_with_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
+    for (shard, out) in [("0/2", "a"), ("1/2", "b")] {
+        let o = ceiling(&[
+            "sweep",
+            "--preset",
+            "clt",
+            "--lengths",
+            "16,32,64,128",
+            "--samples",
+            "32",
+            "--shard",
+            shard,
+            "--out",
+            &path(out),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = ceiling(&["report", &path("a"), &path("b"), "--out", &path("merged")]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("4 of 4 lengths"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("clt ")), "{stdout}");
+    let merged = std::fs::read_dir(path("merged"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("summary.json").exists())
+        .expect("a merged summary");
+    let s: Summary =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        s.points.iter().map(|p| p.n).collect::<Vec<_>>(),
+        vec![16, 32, 64, 128]
+    );
+    assert!(merged.join("variance.svg").exists() && merged.join("variance.png").exists());
+}
+
+#[test]
+fn cli_refuses_contradictory_or_bad_flags_before_gpu_work() {
+    for (args, needle) in [
+        (
+            vec!["sweep", "--preset", "clt,ar1", "--process", "gaussian"],
+            "single --preset",
+        ),
+        (vec!["sweep", "--samples", "1"], "at least 2"),
+        (
+            vec!["sweep", "--preset", "clt", "--process", "student-t:-1"],
+            "df",
+        ),
+        (vec!["sweep", "--preset", "nope"], "unknown preset"),
+        (vec!["sweep", "--shard", "3/2"], "--shard"),
+        (
+            vec!["sweep", "--lengths", "16", "--max-n", "64"],
+            "cannot be used with",
+        ),
+        (
+            vec!["report", "/nonexistent/ceiling-results"],
+            "no such result directory",
+        ),
+    ] {
+        let o = ceiling(&args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: '{stderr}' should mention '{needle}'"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -98,20 +98,25 @@ pub fn run_sweep(
 
 /// Fits the finished points of a run directory and writes summary.json and points.csv.
 pub fn summarise(run_dir: &Path, header: results::RunHeader) -> Result<Summary> {
-    let points: Vec<LengthResult> = results::load_points(run_dir)?
-        .into_iter()
-        .filter(|p| header.config.lengths.contains(&p.n))
-        .collect();
+    let points = results::load_points(run_dir)?;
+    let s = build_summary(header, points);
+    results::write_json(&run_dir.join("summary.json"), &s)?;
+    results::write_csv(&run_dir.join("points.csv"), &s)?;
+    Ok(s)
+}
+
+/// The summary of the points of one configuration (those on its grid), with their fits.
+pub fn build_summary(header: results::RunHeader, mut points: Vec<LengthResult>) -> Summary {
+    points.retain(|p| header.config.lengths.contains(&p.n));
+    points.sort_by_key(|p| p.n);
+    points.dedup_by_key(|p| p.n);
     let fits = summary::fit_sites(&header.config, &points);
-    let s = Summary {
+    Summary {
         tool: header.tool,
         version: header.version,
         adapter: header.adapter,
         config: header.config,
         points,
         fits,
-    };
-    results::write_json(&run_dir.join("summary.json"), &s)?;
-    results::write_csv(&run_dir.join("points.csv"), &s)?;
-    Ok(s)
+    }
 }
