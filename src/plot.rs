@@ -39,11 +39,17 @@ pub struct Series {
     pub fit: Option<(f64, f64)>,
 }
 
-/// Writes `<stem>.svg` and `<stem>.png`.
+/// Axis titles of a plot.
+pub struct Labels<'a> {
+    pub title: &'a str,
+    pub x: &'a str,
+    pub y: &'a str,
+}
+
+/// Writes `<stem>.svg` and `<stem>.png`: log-log axes; points with x or y <= 0 are left out.
 pub fn loglog(
     stem: &Path,
-    title: &str,
-    y_label: &str,
+    labels: &Labels,
     series: &[Series],
     reference: Option<f64>,
 ) -> Result<()> {
@@ -52,16 +58,14 @@ pub fn loglog(
     let png = stem.with_extension("png");
     draw(
         SVGBackend::new(&svg, SIZE).into_drawing_area(),
-        title,
-        y_label,
+        labels,
         series,
         reference,
     )
     .with_context(|| format!("drawing {}", svg.display()))?;
     draw(
         BitMapBackend::new(&png, SIZE).into_drawing_area(),
-        title,
-        y_label,
+        labels,
         series,
         reference,
     )
@@ -71,8 +75,7 @@ pub fn loglog(
 
 fn draw<DB: DrawingBackend>(
     area: DrawingArea<DB, Shift>,
-    title: &str,
-    y_label: &str,
+    labels: &Labels,
     series: &[Series],
     reference: Option<f64>,
 ) -> Result<()>
@@ -82,7 +85,7 @@ where
     area.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let pts = series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y, lo, hi) in pts {
+    for &(x, y, lo, hi) in pts.filter(|p| p.0 > 0.0 && p.1 > 0.0) {
         x0 = x0.min(x);
         x1 = x1.max(x);
         for v in [y, lo, hi] {
@@ -96,25 +99,32 @@ where
         anyhow::bail!("nothing to plot");
     }
     let mut chart = ChartBuilder::on(&area)
-        .caption(title, ("sans-serif", 22))
+        .caption(labels.title, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(80)
         .build_cartesian_2d(
             (x0 / 1.2..x1 * 1.2).log_scale(),
-            (y0 / 1.5..y1 * 1.5).log_scale(),
+            (y0 / 1.2..y1 * 1.2).log_scale(),
         )
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     chart
         .configure_mesh()
-        .x_desc("context length n")
-        .y_desc(y_label)
+        .x_desc(labels.x)
+        .y_desc(labels.y)
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v))
         .label_style(("sans-serif", 15))
         .draw()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let valid: Vec<_> = s.points.iter().filter(|p| p.1 > 0.0).copied().collect();
+        let valid: Vec<_> = s
+            .points
+            .iter()
+            .filter(|p| p.0 > 0.0 && p.1 > 0.0)
+            .copied()
+            .collect();
         chart
             .draw_series(LineSeries::new(
                 valid.iter().map(|p| (p.0, p.1)),
@@ -127,7 +137,7 @@ where
             });
         chart
             .draw_series(valid.iter().map(|p| {
-                ErrorBar::new_vertical(p.0, p.2.max(y0 / 1.5), p.1, p.3, color.filled(), 6)
+                ErrorBar::new_vertical(p.0, p.2.max(y0 / 1.2), p.1, p.3, color.filled(), 6)
             }))
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         if let Some((slope, intercept)) = s.fit {
@@ -157,7 +167,20 @@ where
     Ok(())
 }
 
-/// V against n for each site of one sweep, with fitted lines and the 1/n reference.
+/// A short tick label: integers as integers, other values with three significant digits.
+fn tick(v: f64) -> String {
+    if v >= 1.0 && v.fract() == 0.0 && v < 1e6 {
+        format!("{v:.0}")
+    } else if (1e-3..1e4).contains(&v.abs()) {
+        let digits = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+        format!("{v:.digits$}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+/// V against n for each site of one sweep, with fitted lines and the 1/n reference; then
+/// the SNR plots.
 pub fn variance_plot(dir: &Path, s: &Summary) -> Result<()> {
     let series: Vec<Series> = s
         .fits
@@ -183,15 +206,84 @@ pub fn variance_plot(dir: &Path, s: &Summary) -> Result<()> {
     let reference = s.points.first().map(|p| p.sites[0].variance);
     loglog(
         &dir.join("variance"),
-        &format!(
-            "{}: noise V(n) on {}",
-            s.config.preset.name(),
-            s.adapter.name
-        ),
-        "V(n) = tr Cov(h)",
+        &Labels {
+            title: &format!(
+                "{}: noise V(n) on {}",
+                s.config.preset.name(),
+                s.adapter.name
+            ),
+            x: "context length n",
+            y: "V(n) = tr Cov(h)",
+        },
         &series,
         reference,
-    )
+    )?;
+    snr_plots(dir, s)
+}
+
+/// SNR against n and, for the planted task, read-out accuracy against the Fisher SNR.
+fn snr_plots(dir: &Path, s: &Summary) -> Result<()> {
+    let sites = 0..s.fits.len();
+    let snr: Vec<Series> = sites
+        .clone()
+        .map(|i| Series {
+            label: s.fits[i].site.clone(),
+            points: s
+                .points
+                .iter()
+                .map(|p| {
+                    let site = &p.sites[i];
+                    let (lo, hi) = percentile_interval(&site.snr_boot);
+                    (p.n as f64, site.snr, lo, hi)
+                })
+                .collect(),
+            fit: None,
+        })
+        .collect();
+    if snr.iter().any(|x| x.points.iter().any(|p| p.1 > 0.0)) {
+        loglog(
+            &dir.join("snr"),
+            &Labels {
+                title: &format!(
+                    "{}: SNR against n (positive values)",
+                    s.config.preset.name()
+                ),
+                x: "context length n",
+                y: "SNR = (|mu|^2 - V/S) / V",
+            },
+            &snr,
+            None,
+        )?;
+    }
+    let accuracy: Vec<Series> = sites
+        .map(|i| Series {
+            label: s.fits[i].site.clone(),
+            points: s
+                .points
+                .iter()
+                .filter_map(|p| {
+                    let site = &p.sites[i];
+                    let (f, a) = (site.fisher_snr?, site.readout_accuracy?);
+                    Some((f, a, a, a))
+                })
+                .collect(),
+            fit: None,
+        })
+        .filter(|x| !x.points.is_empty())
+        .collect();
+    if !accuracy.is_empty() {
+        loglog(
+            &dir.join("accuracy"),
+            &Labels {
+                title: &format!("{}: read-out accuracy against SNR", s.config.preset.name()),
+                x: "Fisher SNR (between / within class)",
+                y: "linear read-out accuracy",
+            },
+            &accuracy,
+            None,
+        )?;
+    }
+    Ok(())
 }
 
 /// Normalised V(n) / V(n_min) of several sweeps on one plot.
@@ -227,8 +319,11 @@ pub fn controls_plot(path: &Path, summaries: &[Summary]) -> Result<()> {
     }
     loglog(
         path,
-        "noise against context length, normalised at the shortest n",
-        "V(n) / V(n_min)",
+        &Labels {
+            title: "noise against context length, normalised at the shortest n",
+            x: "context length n",
+            y: "V(n) / V(n_min)",
+        },
         &series,
         Some(1.0),
     )

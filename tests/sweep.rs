@@ -299,3 +299,53 @@ fn cli_refuses_contradictory_or_bad_flags_before_gpu_work() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn planted_signal_becomes_readable_as_n_grows() {
+    let mut cfg = config(Preset::Clt);
+    cfg.process = ceiling_core::process::Process::Planted { strength: 0.3 };
+    cfg.lengths = vec![16, 64, 256];
+    cfg.samples = 512;
+    let dir = tempfile::tempdir().unwrap();
+    let s = run(&cfg, dir.path());
+    let fisher: Vec<f64> = s
+        .points
+        .iter()
+        .map(|p| p.sites[0].fisher_snr.unwrap())
+        .collect();
+    let acc: Vec<f64> = s
+        .points
+        .iter()
+        .map(|p| p.sites[0].readout_accuracy.unwrap())
+        .collect();
+    eprintln!("planted: fisher {fisher:?}, accuracy {acc:?}");
+    // Noise falls like 1/n while the planted mean stays: the Fisher ratio grows ~ n.
+    assert!(fisher[2] > 6.0 * fisher[0], "{fisher:?}");
+    assert!(acc[2] > acc[0] + 0.1 && acc[2] > 0.75, "{acc:?}");
+}
+
+#[test]
+fn model_preset_probes_every_layer_and_checks_its_limits() {
+    let mut mc = ceiling_core::model::ModelConfig::gpt2_like(2, 16, 2, 0);
+    mc.position = ceiling_core::model::Position::Learned { max_positions: 64 };
+    let mut cfg = SweepConfig::for_preset(Preset::Model);
+    cfg.model = Some(sweep::ModelSpec::Random { config: mc });
+    cfg.d_model = 16;
+    cfg.lengths = vec![8, 16, 32];
+    cfg.samples = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let s = run(&cfg, dir.path());
+    let sites: Vec<&str> = s.fits.iter().map(|f| f.site.as_str()).collect();
+    assert_eq!(sites, ["L0.attn", "L0.hidden", "L1.attn", "L1.hidden"]);
+    assert!(s.points.iter().all(|p| p.n_eff_layers.len() == 2));
+    assert!(s.points[2].n_eff_mean > s.points[0].n_eff_mean);
+
+    let mut long = cfg.clone();
+    long.lengths = vec![16, 128];
+    let err = sweep::load_model(&long).unwrap_err().to_string();
+    assert!(err.contains("exceeds the model's 64 positions"), "{err}");
+    let mut deep = cfg.clone();
+    deep.layers = vec![2];
+    let err = sweep::load_model(&deep).unwrap_err().to_string();
+    assert!(err.contains("layer 2 is beyond"), "{err}");
+}

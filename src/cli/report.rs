@@ -7,9 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use ceiling_host::sweep::{self, results, LengthResult};
 
+#[path = "bench_report.rs"]
+mod bench_report;
+
 #[derive(clap::Args)]
 pub struct Args {
-    /// Result directories: a sweep's --out directory, or one preset's folder in it.
+    /// Result directories: a sweep's --out directory, or one preset's folder in it; and
+    /// bench JSON files (`cargo xtask bench`) or folders of them, compared side by side.
     #[arg(required = true)]
     dirs: Vec<PathBuf>,
     /// Where the merged summaries and plots go.
@@ -43,9 +47,16 @@ fn run_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let (bench, dirs) = bench_report::split_inputs(&args.dirs)?;
+    if !bench.is_empty() {
+        bench_report::run(&bench, &args.out)?;
+    }
+    if dirs.is_empty() {
+        return Ok(());
+    }
     // Runs with the same adapter and configuration are parts of one sweep: merge them.
     let mut groups: BTreeMap<String, (results::RunHeader, Vec<LengthResult>)> = BTreeMap::new();
-    for dir in &args.dirs {
+    for dir in &dirs {
         for run in run_dirs(dir)? {
             let header: results::RunHeader = results::read_json(&run.join("run.json"))?;
             let points = results::load_points(&run)?;

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use ceiling_core::process::Process;
-use ceiling_host::sweep::{self, LengthResult, Preset, Shard, Summary, SweepConfig};
+use ceiling_host::sweep::{self, LengthResult, ModelSpec, Preset, Shard, Summary, SweepConfig};
 use ceiling_host::{AdapterRequest, Gpu};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Presets to run, comma-separated: clt, ar1, sharp, sink, heavy, lrd.
+    /// Presets to run, comma-separated: clt, ar1, sharp, sink, heavy, lrd, model.
     #[arg(
         long,
         value_delimiter = ',',
@@ -55,6 +55,16 @@ pub struct Args {
     /// Results directory; each preset gets a folder inside it.
     #[arg(long, default_value = "results/sweep")]
     out: PathBuf,
+    /// The `model` preset's model: a Hugging Face directory (config.json + model.safetensors).
+    #[arg(long, conflicts_with = "config")]
+    model: Option<PathBuf>,
+    /// The `model` preset's model: a ModelConfig JSON file, weights drawn from --seed.
+    /// Without --model or --config: a 2-layer GPT-2-like model of width 64 fed the process.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Layers probed by the `model` preset, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    layers: Vec<usize>,
     /// Run part k of N of the grid of lengths (merge the parts with `ceiling report`).
     #[arg(long, default_value = "0/1")]
     shard: String,
@@ -104,15 +114,47 @@ fn configs(args: &Args) -> Result<Vec<SweepConfig>> {
             if let Some(g) = args.logit_gain {
                 cfg.logit_gain = g;
             }
+            cfg.layers = args.layers.clone();
+            cfg.model = model_spec(args, preset, &lengths)?;
+            if let Some(ModelSpec::Random { config }) = &cfg.model {
+                cfg.d_model = config.d_model;
+            }
             cfg.validate()?;
             Ok(cfg)
         })
         .collect()
 }
 
+/// The model of the `model` preset, from --model or --config (or the default).
+fn model_spec(args: &Args, preset: Preset, lengths: &[usize]) -> Result<Option<ModelSpec>> {
+    if preset != Preset::Model {
+        if args.model.is_some() || args.config.is_some() {
+            bail!("--model and --config belong to --preset model");
+        }
+        return Ok(None);
+    }
+    Ok(Some(match (&args.model, &args.config) {
+        (Some(dir), _) => ModelSpec::Checkpoint {
+            path: dir.display().to_string(),
+        },
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading the model config {}", file.display()))?;
+            let config = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a valid model config", file.display()))?;
+            ModelSpec::Random { config }
+        }
+        (None, None) => ModelSpec::default_random(lengths.iter().copied().max().unwrap_or(1)),
+    }))
+}
+
 pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
     let configs = configs(&args)?;
     let shard = Shard::parse(&args.shard).map_err(anyhow::Error::msg)?;
+    // Model files and shapes are checked before the adapter is opened.
+    for cfg in &configs {
+        sweep::load_model(cfg)?;
+    }
     let gpu = Gpu::new(adapter)?;
     eprintln!(
         "adapter: {} ({}, {})",
@@ -148,7 +190,7 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
 /// The fits of every preset and site, one row each.
 pub fn print_table(summaries: &[Summary]) {
     println!(
-        "{:<7} {:<6} {:>8} {:>18} {:>9} {:>18} {:>11} {:>10}  verdict (expected)",
+        "{:<7} {:<10} {:>8} {:>18} {:>9} {:>18} {:>11} {:>10}  verdict (expected)",
         "preset", "site", "slope", "95% CI", "vs n_eff", "95% CI", "floor c", "SNR>theta"
     );
     for s in summaries {
@@ -171,7 +213,7 @@ pub fn print_table(summaries: &[Summary]) {
                 .as_ref()
                 .map_or("never".into(), |(n, _)| format!("{n:.0}"));
             println!(
-                "{:<7} {:<6} {:>8} {:>18} {:>9} {:>18} {:>11} {:>10}  {} ({})",
+                "{:<7} {:<10} {:>8} {:>18} {:>9} {:>18} {:>11} {:>10}  {} ({})",
                 s.config.preset.name(),
                 f.site,
                 sl,

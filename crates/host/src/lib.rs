@@ -5,6 +5,7 @@ pub mod gpu;
 pub mod kernels;
 pub mod sweep;
 pub mod tensor;
+pub mod timing;
 
 pub use error::{HostError, Result};
 pub use gpu::{list_adapters, AdapterRequest, AdapterSummary, Gpu};

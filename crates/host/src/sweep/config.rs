@@ -1,6 +1,7 @@
 //! What a sweep measures: the preset (a control experiment of DESIGN.md or a model), the
 //! input process, the grid of context lengths and the sampling effort.
 
+use ceiling_core::model::ModelConfig;
 use ceiling_core::process::Process;
 use serde::{Deserialize, Serialize};
 
@@ -20,16 +21,19 @@ pub enum Preset {
     Heavy,
     /// Fractional Gaussian noise inputs, Hurst 0.7: slope 2H - 2 = -0.6.
     Lrd,
+    /// A full multi-layer model (random from a config, or a checkpoint): measured, not assumed.
+    Model,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 6] = [
+    pub const ALL: [Preset; 7] = [
         Preset::Clt,
         Preset::Ar1,
         Preset::Sharp,
         Preset::Sink,
         Preset::Heavy,
         Preset::Lrd,
+        Preset::Model,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +44,7 @@ impl Preset {
             Preset::Sink => "sink",
             Preset::Heavy => "heavy",
             Preset::Lrd => "lrd",
+            Preset::Model => "model",
         }
     }
 
@@ -89,7 +94,7 @@ impl Preset {
             Preset::Clt | Preset::Ar1 => Some(-1.0),
             Preset::Sharp => Some(0.0),
             Preset::Lrd => Some(-0.6),
-            Preset::Sink | Preset::Heavy => None,
+            Preset::Sink | Preset::Heavy | Preset::Model => None,
         }
     }
 
@@ -101,6 +106,7 @@ impl Preset {
             Preset::Sink => "a floor",
             Preset::Heavy => "no 1/n law",
             Preset::Lrd => "slope 2H-2 = -0.6",
+            Preset::Model => "measured, not assumed",
         }
     }
 }
@@ -126,6 +132,33 @@ pub struct SweepConfig {
     pub bootstrap: usize,
     /// SNR threshold for the emergence point.
     pub theta: f64,
+    /// The model of the `model` preset.
+    #[serde(default)]
+    pub model: Option<ModelSpec>,
+    /// Layers whose states are probed (`model` preset); empty: all.
+    #[serde(default)]
+    pub layers: Vec<usize>,
+}
+
+/// Where the `model` preset's model comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelSpec {
+    /// Weights drawn from the sweep seed.
+    Random { config: ModelConfig },
+    /// A Hugging Face directory (config.json + model.safetensors).
+    Checkpoint { path: String },
+}
+
+impl ModelSpec {
+    /// The default model: a small GPT-2-like pre-norm model fed the process's vectors.
+    pub fn default_random(max_n: usize) -> Self {
+        let mut config = ModelConfig::gpt2_like(2, 64, 4, 0);
+        config.position = ceiling_core::model::Position::Learned {
+            max_positions: max_n.max(1),
+        };
+        ModelSpec::Random { config }
+    }
 }
 
 /// Why a sweep was refused before any GPU work.
@@ -147,6 +180,8 @@ impl SweepConfig {
             precision: "f32".into(),
             bootstrap: 200,
             theta: 1.0,
+            model: None,
+            layers: Vec::new(),
         }
     }
 
@@ -191,6 +226,15 @@ impl SweepConfig {
             return bad(format!(
                 "{} bootstrap replicates give no usable interval: use at least 20",
                 self.bootstrap
+            ));
+        }
+        if self.preset == Preset::Model && self.model.is_none() {
+            return bad("the model preset needs a model: --model DIR or --config FILE".into());
+        }
+        if self.preset != Preset::Model && (self.model.is_some() || !self.layers.is_empty()) {
+            return bad(format!(
+                "--model, --config and --layers belong to --preset model, not {}",
+                self.preset.name()
             ));
         }
         if self.precision != "f32" && self.precision != "f16" {

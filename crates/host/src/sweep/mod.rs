@@ -8,7 +8,7 @@ pub mod summary;
 
 use std::path::Path;
 
-pub use config::{ConfigError, Preset, SweepConfig};
+pub use config::{ConfigError, ModelSpec, Preset, SweepConfig};
 pub use run::{LengthResult, SiteResult};
 pub use summary::{Ci, SiteFit, Summary};
 
@@ -59,6 +59,7 @@ pub fn run_sweep(
     progress: &mut dyn Progress,
 ) -> Result<Summary> {
     cfg.validate().map_err(|e| HostError::Gpu(e.to_string()))?;
+    let weights = load_model(cfg)?;
     let header = results::RunHeader {
         tool: TOOL.into(),
         version: VERSION.into(),
@@ -78,7 +79,17 @@ pub fn run_sweep(
     } else {
         results::write_json(&header_path, &header)?;
     }
-    let layer = run::AttentionLayer::new(cfg);
+    let workload = match weights {
+        None => Workload::Attention(run::AttentionLayer::new(cfg)),
+        Some((weights, layers)) => Workload::Model {
+            model: Box::new(crate::model::GpuModel::new(
+                gpu,
+                &weights,
+                run::precision_of(cfg),
+            )?),
+            layers,
+        },
+    };
     let done = results::load_points(run_dir)?;
     for (i, &n) in cfg.lengths.iter().enumerate() {
         if i % shard.count != shard.index {
@@ -89,11 +100,72 @@ pub fn run_sweep(
             continue;
         }
         progress.start_length(n, cfg.samples);
-        let result = run::measure_length(gpu, cfg, &layer, n, &mut |d| progress.samples_done(d))?;
+        let mut report = |d| progress.samples_done(d);
+        let result = match &workload {
+            Workload::Attention(layer) => run::measure_length(gpu, cfg, layer, n, &mut report)?,
+            Workload::Model { model, layers } => {
+                run::measure_length_model(gpu, cfg, model, layers, n, &mut report)?
+            }
+        };
         results::write_json(&results::point_path(run_dir, n), &result)?;
         progress.finish_length(&result, false);
     }
     summarise(run_dir, header)
+}
+
+/// What produces the probe states of a sweep.
+enum Workload {
+    Attention(run::AttentionLayer),
+    Model {
+        model: Box<crate::model::GpuModel>,
+        layers: Vec<usize>,
+    },
+}
+
+/// The model preset's weights and probed layers, checked against the lengths before any
+/// GPU work: a context longer than the model's positions or a layer beyond it is refused.
+pub fn load_model(
+    cfg: &SweepConfig,
+) -> Result<Option<(ceiling_core::model::ModelWeights, Vec<usize>)>> {
+    let bad = |m: String| HostError::Gpu(m);
+    let weights = match &cfg.model {
+        None => return Ok(None),
+        Some(ModelSpec::Random { config }) => {
+            ceiling_core::model::ModelWeights::random(config, cfg.seed)
+        }
+        Some(ModelSpec::Checkpoint { path }) => {
+            ceiling_core::model::load_checkpoint(Path::new(path))
+        }
+    }
+    .map_err(|e| bad(e.to_string()))?;
+    let mc = &weights.config;
+    let longest = cfg.lengths.iter().copied().max().unwrap_or(0);
+    if let Some(max) = mc.max_len() {
+        if longest > max {
+            return Err(bad(format!(
+                "context length {longest} exceeds the model's {max} positions: use --max-n {max} or less"
+            )));
+        }
+    }
+    if let Some(&l) = cfg.layers.iter().find(|&&l| l >= mc.layers) {
+        return Err(bad(format!(
+            "layer {l} is beyond the model's {} layers (0..{})",
+            mc.layers,
+            mc.layers - 1
+        )));
+    }
+    if mc.vocab == 0 && mc.d_model != cfg.d_model {
+        return Err(bad(format!(
+            "the model takes vectors of width {} but the sweep draws {}: use --d-model {}",
+            mc.d_model, cfg.d_model, mc.d_model
+        )));
+    }
+    let layers = if cfg.layers.is_empty() {
+        (0..mc.layers).collect()
+    } else {
+        cfg.layers.clone()
+    };
+    Ok(Some((weights, layers)))
 }
 
 /// Fits the finished points of a run directory and writes summary.json and points.csv.

@@ -2,10 +2,11 @@
 //! projections, fused attention and the moments across samples on the GPU.
 
 use ceiling_core::kernel::{Activation, AttentionShape, MatmulShape};
-use ceiling_core::process::Sampler;
+use ceiling_core::model::{ForwardInput, ModelConfig};
+use ceiling_core::process::{Process, Sampler};
 use ceiling_core::stats::Moments;
 use ceiling_shaders::Precision;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Poisson};
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::config::SweepConfig;
 use crate::error::{HostError, Result};
 use crate::kernels::{self, AttentionKernel, MatmulTiles, STATS_PER_ROW};
-use crate::Gpu;
+use crate::model::GpuModel;
+use crate::{Gpu, Tensor};
 
 /// What one context length gave, for one site (a place in the network that is probed).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -31,6 +33,13 @@ pub struct SiteResult {
     pub snr: f64,
     pub snr_per_dim: f64,
     pub snr_boot: Vec<f64>,
+    /// Planted task: between-class over within-class variance.
+    #[serde(default)]
+    pub fisher_snr: Option<f64>,
+    /// Planted task: accuracy of a linear read-out fitted on half the samples (at most
+    /// 2048 per length) and scored on the other half.
+    #[serde(default)]
+    pub readout_accuracy: Option<f64>,
 }
 
 /// Everything measured at one context length.
@@ -43,6 +52,9 @@ pub struct LengthResult {
     pub n_eff_mean: f64,
     pub n_eff_se: f64,
     pub entropy_mean: f64,
+    /// Model sweeps: n_eff of each probed layer (n_eff_mean is the first's).
+    #[serde(default)]
+    pub n_eff_layers: Vec<f64>,
     pub seconds: f64,
 }
 
@@ -116,7 +128,127 @@ pub fn batch_size(n: usize, d: usize, samples: usize) -> usize {
     ((4 << 20) / (n * (d + 1)).max(1)).clamp(1, samples.clamp(1, 1024))
 }
 
-/// Runs one context length and returns its result.
+pub(crate) fn precision_of(cfg: &SweepConfig) -> Precision {
+    if cfg.precision == "f16" {
+        Precision::F16
+    } else {
+        Precision::F32
+    }
+}
+
+fn stats_error(e: impl std::fmt::Display) -> HostError {
+    HostError::Gpu(e.to_string())
+}
+
+/// Features kept per length for the planted task's read-out: enough for a stable accuracy,
+/// and a fixed bound so memory does not grow with the number of samples.
+const READOUT_SAMPLES: usize = 2048;
+
+/// Streams the probe vectors of one site: moments (from GPU partials), bootstrap
+/// replicates and, for the planted task, per-class moments and read-out features.
+struct SiteAccumulator {
+    name: String,
+    moments: Moments,
+    boot: PoissonBootstrap,
+    classes: Option<[Moments; 2]>,
+    features: Vec<Vec<f64>>,
+    labels: Vec<f64>,
+}
+
+impl SiteAccumulator {
+    fn new(name: String, d: usize, cfg: &SweepConfig, n: usize, index: usize) -> Self {
+        let planted = matches!(cfg.process, Process::Planted { .. });
+        let stream = (1 << 40) + ((index as u64) << 32) + n as u64;
+        Self {
+            name,
+            moments: Moments::new(d),
+            boot: PoissonBootstrap::new(cfg.bootstrap, d, stream_rng(cfg.seed, stream)),
+            classes: planted.then(|| [Moments::new(d), Moments::new(d)]),
+            features: Vec::new(),
+            labels: Vec::new(),
+        }
+    }
+
+    /// Adds a batch of probe vectors `rows` [b, d] (already on the GPU as `t`).
+    fn add(&mut self, gpu: &Gpu, t: &Tensor, rows: &[f32], d: usize, labels: &[f64]) -> Result<()> {
+        let b = labels.len();
+        let batch = kernels::column_moments(gpu, t, b, d)?;
+        self.moments.merge(&batch).map_err(stats_error)?;
+        for (row, &y) in rows.chunks(d).zip(labels) {
+            self.boot.push(row);
+            if let Some(classes) = &mut self.classes {
+                let v: Vec<f64> = row.iter().map(|&x| x as f64).collect();
+                classes[(y < 0.0) as usize].push(&v).map_err(stats_error)?;
+                if self.features.len() < READOUT_SAMPLES {
+                    self.features.push(v);
+                    self.labels.push(y);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&self, seed: u64) -> Result<SiteResult> {
+        let mut r = site_result(&self.name, &self.moments, &self.boot)?;
+        if let Some([pos, neg]) = &self.classes {
+            r.fisher_snr = ceiling_core::stats::fisher_snr(pos, neg).ok();
+            r.readout_accuracy =
+                ceiling_core::stats::linear_readout_accuracy(&self.features, &self.labels, seed)
+                    .ok();
+        }
+        Ok(r)
+    }
+}
+
+/// Attention spread at the probe row, summed over samples (and heads).
+#[derive(Default)]
+struct Spread {
+    count: f64,
+    n_eff: f64,
+    n_eff_sq: f64,
+    entropy: f64,
+}
+
+impl Spread {
+    fn add(&mut self, n_eff: f64, entropy: f64) {
+        self.count += 1.0;
+        self.n_eff += n_eff;
+        self.n_eff_sq += n_eff * n_eff;
+        self.entropy += entropy;
+    }
+
+    fn mean(&self) -> f64 {
+        self.n_eff / self.count
+    }
+
+    fn se(&self) -> f64 {
+        let m = self.mean();
+        let var = (self.n_eff_sq / self.count - m * m).max(0.0) * self.count / (self.count - 1.0);
+        (var / self.count).sqrt()
+    }
+}
+
+/// Draws the inputs of `b` samples at length n: [b, n, d] and their labels (planted task).
+fn draw_inputs(
+    sampler: &mut Sampler,
+    rng: &mut ChaCha8Rng,
+    b: usize,
+    n: usize,
+    d: usize,
+) -> Result<(Vec<f32>, Vec<f64>)> {
+    let mut x = vec![0.0f32; b * n * d];
+    let mut labels = Vec::with_capacity(b);
+    for s in 0..b {
+        labels.push(
+            sampler
+                .fill(rng, &mut x[s * n * d..][..n * d])
+                .map_err(stats_error)?,
+        );
+    }
+    Ok((x, labels))
+}
+
+/// Runs one context length of an attention-only control and returns its result.
 pub fn measure_length(
     gpu: &Gpu,
     cfg: &SweepConfig,
@@ -125,19 +257,12 @@ pub fn measure_length(
     progress: &mut dyn FnMut(usize),
 ) -> Result<LengthResult> {
     let start = std::time::Instant::now();
-    let precision = if cfg.precision == "f16" {
-        Precision::F16
-    } else {
-        Precision::F32
-    };
+    let precision = precision_of(cfg);
     let (d, hd) = (layer.d, layer.d + 1);
-    let mut sampler =
-        Sampler::new(cfg.process.clone(), n, d).map_err(|e| HostError::Gpu(e.to_string()))?;
+    let mut sampler = Sampler::new(cfg.process.clone(), n, d).map_err(stats_error)?;
     let mut rng = stream_rng(cfg.seed, n as u64);
-    let mut boot =
-        PoissonBootstrap::new(cfg.bootstrap, d, stream_rng(cfg.seed, (1 << 40) + n as u64));
-    let mut moments = Moments::new(d);
-    let (mut neff_sum, mut neff_sq, mut ent_sum) = (0.0, 0.0, 0.0);
+    let mut site = SiteAccumulator::new("attn".into(), d, cfg, n, 0);
+    let mut spread = Spread::default();
     let up = |what, v: &[f32]| gpu.upload(what, v, precision);
     let (wq, wk, wv, qb) = (
         up("wq", &layer.wq)?,
@@ -148,12 +273,7 @@ pub fn measure_length(
     let mut done = 0;
     while done < cfg.samples {
         let b = batch_size(n, d, cfg.samples).min(cfg.samples - done);
-        let mut x = vec![0.0f32; b * n * d];
-        for s in 0..b {
-            sampler
-                .fill(&mut rng, &mut x[s * n * d..][..n * d])
-                .map_err(|e| HostError::Gpu(e.to_string()))?;
-        }
+        let (x, labels) = draw_inputs(&mut sampler, &mut rng, b, n, d)?;
         let last: Vec<f32> = (0..b)
             .flat_map(|s| x[(s * n + n - 1) * d..][..d].to_vec())
             .collect();
@@ -203,44 +323,107 @@ pub fn measure_length(
             Some(&stats),
             AttentionKernel::Auto,
         )?;
-        let batch = kernels::column_moments(gpu, &out, b, hd)?;
-        moments
-            .merge(&truncate(&batch, d))
-            .map_err(|e| HostError::Gpu(e.to_string()))?;
-        let h = gpu.download(&out)?;
-        for row in h.chunks(hd) {
-            boot.push(&row[..d]);
-        }
+        // The extra (sink) dimension of the values is zero: keep the first d.
+        let h: Vec<f32> = gpu
+            .download(&out)?
+            .chunks(hd)
+            .flat_map(|r| r[..d].to_vec())
+            .collect();
+        site.add(gpu, &up("h", &h)?, &h, d, &labels)?;
         for st in gpu.download(&stats)?.chunks(STATS_PER_ROW) {
-            let ne = st[1] as f64;
-            neff_sum += ne;
-            neff_sq += ne * ne;
-            ent_sum += st[2] as f64;
+            spread.add(st[1] as f64, st[2] as f64);
         }
         done += b;
         progress(done);
     }
-    let s = cfg.samples as f64;
-    let neff_mean = neff_sum / s;
-    let neff_var = (neff_sq / s - neff_mean * neff_mean).max(0.0) * s / (s - 1.0);
-    let site = site_result("attn", &moments, &boot)?;
     Ok(LengthResult {
         n,
         samples: cfg.samples,
-        sites: vec![site],
-        n_eff_mean: neff_mean,
-        n_eff_se: (neff_var / s).sqrt(),
-        entropy_mean: ent_sum / s,
+        sites: vec![site.finish(cfg.seed ^ n as u64)?],
+        n_eff_mean: spread.mean(),
+        n_eff_se: spread.se(),
+        entropy_mean: spread.entropy / spread.count,
+        n_eff_layers: Vec::new(),
         seconds: start.elapsed().as_secs_f64(),
     })
 }
 
-fn truncate(m: &Moments, d: usize) -> Moments {
-    Moments {
-        count: m.count,
-        mean: m.mean[..d].to_vec(),
-        m2: m.m2[..d].to_vec(),
+/// Runs one context length of a whole model: every chosen layer's hidden state and
+/// attention output at the last position are the sites.
+pub fn measure_length_model(
+    gpu: &Gpu,
+    cfg: &SweepConfig,
+    model: &GpuModel,
+    layers: &[usize],
+    n: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<LengthResult> {
+    let start = std::time::Instant::now();
+    let mc = model.config().clone();
+    let d = mc.d_model;
+    let mut rng = stream_rng(cfg.seed, n as u64);
+    let mut sampler = Sampler::new(cfg.process.clone(), n, d).map_err(stats_error)?;
+    let mut sites: Vec<SiteAccumulator> = layers
+        .iter()
+        .flat_map(|&l| [format!("L{l}.attn"), format!("L{l}.hidden")])
+        .enumerate()
+        .map(|(i, name)| SiteAccumulator::new(name, d, cfg, n, i))
+        .collect();
+    let mut spread: Vec<Spread> = layers.iter().map(|_| Spread::default()).collect();
+    let probe = [n - 1];
+    let mut done = 0;
+    while done < cfg.samples {
+        let b = model_batch_size(n, &mc).min(cfg.samples - done);
+        let (states, labels) = if mc.vocab > 0 {
+            // Uniform random token ids through the model's embeddings.
+            let ids: Vec<u32> = (0..b * n)
+                .map(|_| rng.random_range(0..mc.vocab as u32))
+                .collect();
+            let input = ForwardInput::Tokens {
+                ids: &ids,
+                batch: b,
+                n,
+            };
+            (model.forward(gpu, &input, &probe)?, vec![0.0; b])
+        } else {
+            let (x, labels) = draw_inputs(&mut sampler, &mut rng, b, n, d)?;
+            let input = ForwardInput::Vectors { x: &x, batch: b, n };
+            (model.forward(gpu, &input, &probe)?, labels)
+        };
+        for (k, &l) in layers.iter().enumerate() {
+            for (j, rows) in [&states.attn_out[l], &states.hidden[l]]
+                .into_iter()
+                .enumerate()
+            {
+                let t = gpu.upload("probe rows", rows, Precision::F32)?;
+                sites[2 * k + j].add(gpu, &t, rows, d, &labels)?;
+            }
+            for (ne, en) in states.n_eff[l].iter().zip(&states.entropy[l]) {
+                spread[k].add(*ne as f64, *en as f64);
+            }
+        }
+        done += b;
+        progress(done);
     }
+    let first = &spread[0];
+    Ok(LengthResult {
+        n,
+        samples: cfg.samples,
+        sites: sites
+            .iter()
+            .map(|s| s.finish(cfg.seed ^ n as u64))
+            .collect::<Result<_>>()?,
+        n_eff_mean: first.mean(),
+        n_eff_se: first.se(),
+        entropy_mean: first.entropy / first.count,
+        n_eff_layers: spread.iter().map(Spread::mean).collect(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Samples per forward batch: about 2^20 activations of width d_model per batch.
+fn model_batch_size(n: usize, mc: &ModelConfig) -> usize {
+    ((1 << 20) / (n * mc.d_model.max(mc.ff_dim / 4)).max(1)).clamp(1, 256)
 }
 
 /// Summarises the moments of one site, with its bootstrap replicates.
@@ -257,6 +440,8 @@ pub fn site_result(site: &str, m: &Moments, boot: &PoissonBootstrap) -> Result<S
         snr: snr.trace,
         snr_per_dim: snr.per_dim,
         snr_boot,
+        fisher_snr: None,
+        readout_accuracy: None,
     })
 }
 
@@ -316,7 +501,6 @@ impl PoissonBootstrap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::Rng;
 
     #[test]
     fn bootstrap_spread_matches_the_variance_of_v() {

@@ -99,12 +99,24 @@ fn fit_site(cfg: &SweepConfig, site: &str, points: &[LengthResult], i: usize) ->
         })
         .collect();
     let floor = fit::fit_floor(&vpoints).ok();
+    // The planted task's signal is the class difference (its overall mean is 0): there
+    // the threshold is read off the Fisher SNR (no bootstrap, so a point interval).
     let snr_points: Vec<Point> = points
         .iter()
-        .map(|p| Point {
-            n: p.n as f64,
-            value: p.sites[i].snr,
-            std_err: sd(&p.sites[i].snr_boot),
+        .map(|p| {
+            let site = &p.sites[i];
+            match site.fisher_snr {
+                Some(f) => Point {
+                    n: p.n as f64,
+                    value: f,
+                    std_err: 0.0,
+                },
+                None => Point {
+                    n: p.n as f64,
+                    value: site.snr,
+                    std_err: sd(&site.snr_boot),
+                },
+            }
         })
         .collect();
     let snr_threshold = fit::threshold_crossing(&snr_points, cfg.theta)
