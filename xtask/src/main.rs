@@ -12,7 +12,9 @@ const USAGE: &str = "usage: cargo xtask <sweep|test|bench|info> [args passed on 
 
   sweep   the default context-length sweep (release build), results in results/sweep
   test    cargo fmt --check, clippy -D warnings, and the whole test suite on a real adapter
-  bench   the criterion benches
+  bench   the criterion benches; writes benches/results/<adapter>-<backend>-<size>.json and
+          a roofline report (benches/results/report). --large: shapes for real GPUs;
+          --out DIR: where the JSON goes; other arguments go to the bench (a name filter)
   info    the adapters wgpu sees";
 
 fn main() -> ExitCode {
@@ -75,14 +77,72 @@ fn run() -> Result<()> {
                 &[],
             )?;
             ensure_adapter()?;
-            cargo(&["test", "--workspace"], &rest)
+            cargo_test(&rest)
         }
         "bench" => {
             ensure_adapter()?;
-            cargo(&["bench"], &rest)
+            bench(&rest)
         }
         _ => bail!("{USAGE}"),
     }
+}
+
+/// `cargo bench --bench kernels` writing its JSON into the results folder, then
+/// `ceiling report` over that folder (every GPU's file side by side, roofline table and plot).
+fn bench(rest: &[String]) -> Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask has no parent folder")?
+        .to_path_buf();
+    let mut out = root.join("benches").join("results");
+    let mut large = false;
+    let mut passed = Vec::new();
+    let mut args = rest.iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--large" => large = true,
+            "--out" => {
+                let dir = args.next().context("--out needs a folder")?;
+                out = std::env::current_dir()?.join(dir);
+            }
+            _ => passed.push(a.clone()),
+        }
+    }
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(&cargo_bin);
+    cmd.current_dir(&root)
+        .args(["bench", "--bench", "kernels", "--"])
+        .args(&passed)
+        .env("CEILING_BENCH_DIR", &out);
+    if large {
+        cmd.env("CEILING_BENCH_SIZE", "large");
+    }
+    pin_environment(&mut cmd);
+    let status = cmd.status().context("starting cargo bench")?;
+    if !status.success() {
+        bail!("`cargo bench --bench kernels` failed");
+    }
+    let mut report = Command::new(&cargo_bin);
+    report
+        .current_dir(&root)
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "--bin",
+            "ceiling",
+            "--",
+            "report",
+        ])
+        .arg(&out)
+        .arg("--out")
+        .arg(out.join("report"));
+    pin_environment(&mut report);
+    let status = report.status().context("starting ceiling report")?;
+    if !status.success() {
+        bail!("`ceiling report {}` failed", out.display());
+    }
+    Ok(())
 }
 
 /// Runs cargo with the adapter pinned the way the tests expect.
@@ -94,6 +154,46 @@ fn cargo(args: &[&str], rest: &[String]) -> Result<()> {
     let status = cmd.status().context("starting cargo")?;
     if !status.success() {
         bail!("`cargo {}` failed", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Runs the whole test suite, echoing its output, and ends with one line that totals the
+/// results of every test binary (cargo's own last line is that of its last binary).
+fn cargo_test(rest: &[String]) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["test", "--workspace"])
+        .args(rest)
+        .stdout(std::process::Stdio::piped());
+    pin_environment(&mut cmd);
+    let mut child = cmd.spawn().context("starting cargo test")?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    for line in BufReader::new(child.stdout.take().expect("piped stdout")).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| {
+                rest.split(';')
+                    .find_map(|part| {
+                        let number = part.trim().strip_suffix(word)?.split_whitespace().last()?;
+                        number.parse::<u64>().ok()
+                    })
+                    .unwrap_or(0)
+            };
+            passed += count("passed");
+            failed += count("failed");
+            ignored += count("ignored");
+        }
+    }
+    let status = child.wait()?;
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if !status.success() {
+        bail!("`cargo test --workspace` failed");
+    }
+    if passed == 0 {
+        bail!("`cargo test --workspace` ran no test");
     }
     Ok(())
 }
