@@ -32,6 +32,11 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Mesa's Vulkan window-system layer complains on every start without XDG_RUNTIME_DIR;
+    // compute needs no display. Set here, before any thread exists.
+    if cfg!(target_os = "linux") && std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
     let cli = Cli::parse();
     let adapter = ceiling_host::AdapterRequest {
         name: cli.adapter,

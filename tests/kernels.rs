@@ -383,3 +383,22 @@ fn f16_on_an_adapter_without_f16_is_a_clear_error() {
     assert!(msg.contains("does not offer shader-f16"), "{msg}");
     assert!(msg.contains("use f32 storage"), "{msg}");
 }
+
+#[test]
+fn a_missing_adapter_is_an_error_that_names_the_fix() {
+    let err = ceiling_host::Gpu::new(&ceiling_host::AdapterRequest {
+        name: Some("no-such-adapter-anywhere".into()),
+        ..Default::default()
+    })
+    .err()
+    .expect("no adapter has that name");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("whose name contains 'no-such-adapter-anywhere'"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("apt-get install -y mesa-vulkan-drivers libvulkan1"),
+        "{msg}"
+    );
+}
