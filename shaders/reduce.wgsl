@@ -1,6 +1,8 @@
 // Per-column moments across samples: x is [samples, cols] (e.g. cols = positions x dims);
 // each invocation runs Welford's update down one column in f32, which stays stable where
-// the naive sum of squares would cancel. The host merges batches with Chan's formula in f64.
+// the naive sum of squares would cancel, on data shifted by the column's first sample so
+// that a large common offset costs no precision. The host merges batches with Chan's
+// formula in f64.
 
 struct Params {
     samples: u32,
@@ -26,14 +28,15 @@ fn column_moments(
     if c >= p.cols {
         return;
     }
+    let pivot = f32(x[c]);
     var mu = 0.0;
     var acc = 0.0;
     for (var s = 0u; s < p.samples; s++) {
-        let v = f32(x[s * p.cols + c]);
+        let v = f32(x[s * p.cols + c]) - pivot;
         let delta = v - mu;
         mu += delta / f32(s + 1u);
         acc += delta * (v - mu);
     }
-    mean[c] = mu;
+    mean[c] = pivot + mu;
     m2[c] = acc;
 }

@@ -30,6 +30,15 @@ pub enum HostError {
     Device { adapter: String, message: String },
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// A sweep or model configuration that cannot run; the message names the fix.
+    #[error("{0}")]
+    Config(String),
+    /// Statistics that cannot be formed from the measured values.
+    #[error("{0}")]
+    Stats(String),
+    /// A result file that cannot be read or written.
+    #[error("{0}")]
+    Io(String),
 }
 
 pub type Result<T, E = HostError> = std::result::Result<T, E>;

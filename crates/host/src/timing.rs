@@ -26,8 +26,9 @@ use crate::gpu::{AdapterSummary, Gpu};
 pub enum Clock {
     /// GPU timestamps where the adapter has them, else the wall clock.
     Auto,
-    /// The wall clock around a synchronised submit: for work that reads back or submits by
-    /// itself (a whole forward pass), where timestamps would count the host's gaps too.
+    /// The wall clock from before recording to the end of a synchronised submit: for work
+    /// that reads back or submits by itself (a whole forward pass), where timestamps would
+    /// count the host's gaps too. Includes the host's recording and read-back time.
     WallClock,
 }
 
@@ -112,7 +113,15 @@ impl<'g> Timer<'g> {
                 let t1 = u64::from_le_bytes(bytes[8..16].try_into().unwrap());
                 t1.wrapping_sub(t0) as f64 * self.period_ns * 1e-9
             }
-            _ => {
+            (Clock::WallClock, _) => {
+                // The work may submit and read back by itself: the clock runs over all of it.
+                let start = Instant::now();
+                record()?;
+                gpu.sync()?;
+                start.elapsed().as_secs_f64()
+            }
+            (Clock::Auto, None) => {
+                // Recording is host work: the clock runs over the submit and the wait only.
                 record()?;
                 let start = Instant::now();
                 gpu.sync()?;

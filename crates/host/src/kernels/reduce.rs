@@ -45,5 +45,5 @@ pub fn column_moments(gpu: &Gpu, x: &Tensor, samples: usize, cols: usize) -> Res
     )?;
     let (mean, m2) = (gpu.download(&mean)?, gpu.download(&m2)?);
     Moments::from_batch_partials(samples as u64, &mean, &m2)
-        .map_err(|e| HostError::Gpu(format!("column moments: {e}")))
+        .map_err(|e| HostError::Stats(format!("column moments: {e}")))
 }

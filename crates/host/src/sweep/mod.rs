@@ -58,7 +58,7 @@ pub fn run_sweep(
     shard: Shard,
     progress: &mut dyn Progress,
 ) -> Result<Summary> {
-    cfg.validate().map_err(|e| HostError::Gpu(e.to_string()))?;
+    cfg.validate().map_err(|e| HostError::Config(e.to_string()))?;
     let weights = load_model(cfg)?;
     let header = results::RunHeader {
         tool: TOOL.into(),
@@ -70,7 +70,7 @@ pub fn run_sweep(
     if header_path.exists() {
         let old: results::RunHeader = results::read_json(&header_path)?;
         if old.config != *cfg {
-            return Err(HostError::Gpu(format!(
+            return Err(HostError::Config(format!(
                 "{} holds a sweep with another configuration; choose another --out directory \
                  (or remove it) instead of mixing results",
                 run_dir.display()
@@ -127,7 +127,7 @@ enum Workload {
 pub fn load_model(
     cfg: &SweepConfig,
 ) -> Result<Option<(ceiling_core::model::ModelWeights, Vec<usize>)>> {
-    let bad = |m: String| HostError::Gpu(m);
+    let bad = HostError::Config;
     let weights = match &cfg.model {
         None => return Ok(None),
         Some(ModelSpec::Random { config }) => {

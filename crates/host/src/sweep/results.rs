@@ -27,7 +27,7 @@ pub struct RunHeader {
 }
 
 pub fn io_error(path: &Path, e: impl std::fmt::Display) -> crate::HostError {
-    crate::HostError::Gpu(format!("{}: {e}", path.display()))
+    crate::HostError::Io(format!("{}: {e}", path.display()))
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a reader (or a

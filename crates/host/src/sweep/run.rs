@@ -137,7 +137,7 @@ pub(crate) fn precision_of(cfg: &SweepConfig) -> Precision {
 }
 
 fn stats_error(e: impl std::fmt::Display) -> HostError {
-    HostError::Gpu(e.to_string())
+    HostError::Stats(e.to_string())
 }
 
 /// Features kept per length for the planted task's read-out: enough for a stable accuracy,
@@ -429,7 +429,7 @@ fn model_batch_size(n: usize, mc: &ModelConfig) -> usize {
 /// Summarises the moments of one site, with its bootstrap replicates.
 pub fn site_result(site: &str, m: &Moments, boot: &PoissonBootstrap) -> Result<SiteResult> {
     let v = m.trace_variance();
-    let snr = ceiling_core::stats::snr(m).map_err(|e| HostError::Gpu(format!("{site}: {e}")))?;
+    let snr = ceiling_core::stats::snr(m).map_err(|e| HostError::Stats(format!("{site}: {e}")))?;
     let (variance_boot, snr_boot) = boot.replicates();
     Ok(SiteResult {
         site: site.to_string(),
