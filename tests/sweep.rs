@@ -349,3 +349,32 @@ fn model_preset_probes_every_layer_and_checks_its_limits() {
     let err = sweep::load_model(&deep).unwrap_err().to_string();
     assert!(err.contains("layer 2 is beyond"), "{err}");
 }
+
+#[test]
+fn token_models_draw_ids_from_a_unigram_distribution() {
+    let mut mc = ceiling_core::model::ModelConfig::gpt2_like(1, 16, 2, 10);
+    mc.position = ceiling_core::model::Position::Learned { max_positions: 32 };
+    let mut cfg = SweepConfig::for_preset(Preset::Model);
+    cfg.model = Some(sweep::ModelSpec::Random { config: mc });
+    cfg.lengths = vec![8, 16, 32];
+    cfg.samples = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let uniform = run(&cfg, &dir.path().join("uniform"));
+    // Two tokens only: less diversity in the inputs, less noise in the states.
+    cfg.unigram = Some([vec![1.0, 1.0], vec![0.0; 8]].concat());
+    let skewed = run(&cfg, &dir.path().join("skewed"));
+    let v = |s: &Summary| s.points[0].sites[1].variance;
+    assert!(
+        v(&skewed) < v(&uniform),
+        "{} vs {}",
+        v(&skewed),
+        v(&uniform)
+    );
+
+    cfg.unigram = Some(vec![1.0; 9]);
+    let err = sweep::load_model(&cfg).unwrap_err().to_string();
+    assert!(
+        err.contains("has 9 weights but the model's vocabulary has 10"),
+        "{err}"
+    );
+}

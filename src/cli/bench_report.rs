@@ -307,7 +307,11 @@ where
         if r.peak.flops_per_s > 0.0 {
             y1 = y1.max(r.peak.flops_per_s);
             if r.peak.bandwidth_bytes_per_s > 0.0 {
-                x1 = x1.max(2.0 * r.peak.flops_per_s / r.peak.bandwidth_bytes_per_s);
+                // Show the ridge point, where the bandwidth slope meets the ceiling.
+                let ridge = r.peak.flops_per_s / r.peak.bandwidth_bytes_per_s;
+                x0 = x0.min(ridge / 2.0);
+                x1 = x1.max(2.0 * ridge);
+                y0 = y0.min(r.peak.flops_per_s / 4.0);
             }
         }
     }

@@ -62,6 +62,10 @@ pub struct Args {
     /// Without --model or --config: a 2-layer GPT-2-like model of width 64 fed the process.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Token models of the `model` preset: a JSON array of weights, one per token of the
+    /// vocabulary, to draw input ids from (default: uniform).
+    #[arg(long)]
+    unigram: Option<PathBuf>,
     /// Layers probed by the `model` preset, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     layers: Vec<usize>,
@@ -115,6 +119,16 @@ fn configs(args: &Args) -> Result<Vec<SweepConfig>> {
                 cfg.logit_gain = g;
             }
             cfg.layers = args.layers.clone();
+            if let Some(file) = &args.unigram {
+                if preset != Preset::Model {
+                    bail!("--unigram belongs to --preset model");
+                }
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("reading the unigram file {}", file.display()))?;
+                cfg.unigram = Some(serde_json::from_str(&text).with_context(|| {
+                    format!("{} is not a JSON array of weights", file.display())
+                })?);
+            }
             cfg.model = model_spec(args, preset, &lengths)?;
             if let Some(ModelSpec::Random { config }) = &cfg.model {
                 cfg.d_model = config.d_model;

@@ -138,6 +138,10 @@ pub struct SweepConfig {
     /// Layers whose states are probed (`model` preset); empty: all.
     #[serde(default)]
     pub layers: Vec<usize>,
+    /// Token models: weights of a unigram distribution over the vocabulary to draw the
+    /// input ids from (uniform when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unigram: Option<Vec<f64>>,
 }
 
 /// Where the `model` preset's model comes from.
@@ -182,6 +186,7 @@ impl SweepConfig {
             theta: 1.0,
             model: None,
             layers: Vec::new(),
+            unigram: None,
         }
     }
 
@@ -236,6 +241,11 @@ impl SweepConfig {
                 "--model, --config and --layers belong to --preset model, not {}",
                 self.preset.name()
             ));
+        }
+        if let Some(w) = &self.unigram {
+            if w.iter().any(|p| !(p.is_finite() && *p >= 0.0)) || !w.iter().any(|&p| p > 0.0) {
+                return bad("unigram weights must be finite, non-negative and not all zero".into());
+            }
         }
         if self.precision != "f32" && self.precision != "f16" {
             return bad(format!("precision '{}': use f32 or f16", self.precision));

@@ -58,7 +58,8 @@ pub fn run_sweep(
     shard: Shard,
     progress: &mut dyn Progress,
 ) -> Result<Summary> {
-    cfg.validate().map_err(|e| HostError::Config(e.to_string()))?;
+    cfg.validate()
+        .map_err(|e| HostError::Config(e.to_string()))?;
     let weights = load_model(cfg)?;
     let header = results::RunHeader {
         tool: TOOL.into(),
@@ -153,6 +154,15 @@ pub fn load_model(
             mc.layers,
             mc.layers - 1
         )));
+    }
+    if let Some(w) = &cfg.unigram {
+        if w.len() != mc.vocab {
+            return Err(bad(format!(
+                "the unigram distribution has {} weights but the model's vocabulary has {} tokens",
+                w.len(),
+                mc.vocab
+            )));
+        }
     }
     if mc.vocab == 0 && mc.d_model != cfg.d_model {
         return Err(bad(format!(

@@ -8,6 +8,7 @@ use ceiling_core::stats::Moments;
 use ceiling_shaders::Precision;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::weighted::WeightedIndex;
 use rand_distr::{Distribution, Normal, Poisson};
 use serde::{Deserialize, Serialize};
 
@@ -371,14 +372,21 @@ pub fn measure_length_model(
         .collect();
     let mut spread: Vec<Spread> = layers.iter().map(|_| Spread::default()).collect();
     let probe = [n - 1];
+    let unigram = match &cfg.unigram {
+        Some(w) => Some(WeightedIndex::new(w).map_err(stats_error)?),
+        None => None,
+    };
     let mut done = 0;
     while done < cfg.samples {
         let b = model_batch_size(n, &mc).min(cfg.samples - done);
         let (states, labels) = if mc.vocab > 0 {
-            // Uniform random token ids through the model's embeddings.
-            let ids: Vec<u32> = (0..b * n)
-                .map(|_| rng.random_range(0..mc.vocab as u32))
-                .collect();
+            // Random token ids through the model's embeddings: uniform, or from the unigram.
+            let ids: Vec<u32> = match &unigram {
+                Some(dist) => (0..b * n).map(|_| dist.sample(&mut rng) as u32).collect(),
+                None => (0..b * n)
+                    .map(|_| rng.random_range(0..mc.vocab as u32))
+                    .collect(),
+            };
             let input = ForwardInput::Tokens {
                 ids: &ids,
                 batch: b,
