@@ -280,3 +280,45 @@ fn attention_bad_input_is_refused() {
         "{err}"
     );
 }
+
+/// Without a key mask and without stats, both stand-in buffers are bound at once.
+#[test]
+fn attention_without_mask_or_stats_runs() {
+    let gpu = gpu();
+    let mut rng = rng("attention-bare");
+    let s = AttentionShape::new(1, 2, 9, 24);
+    let (q, k, v) = (
+        random(&mut rng, s.q_len()),
+        random(&mut rng, s.kv_len()),
+        random(&mut rng, s.kv_len()),
+    );
+    let up = |name, x: &[f32]| gpu.upload(name, x, Precision::F32).unwrap();
+    for kind in kernels_to_test() {
+        let out = gpu.nan_tensor("out", s.q_len(), Precision::F32).unwrap();
+        kernels::attention(
+            gpu,
+            &s,
+            &up("q", &q),
+            &up("k", &k),
+            &up("v", &v),
+            None,
+            &out,
+            None,
+            kind,
+        )
+        .unwrap();
+        let want = reference::attention(
+            &s,
+            &stored(&q, Precision::F32),
+            &stored(&k, Precision::F32),
+            &stored(&v, Precision::F32),
+            None,
+        );
+        assert_close(
+            &format!("attention {kind:?} without mask or stats"),
+            &gpu.download(&out).unwrap(),
+            &want.out,
+            1e-5,
+        );
+    }
+}

@@ -12,7 +12,7 @@ use crate::tensor::Tensor;
 /// Which attention kernel to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AttentionKernel {
-    /// The subgroup kernel where the adapter supports it for this shape, else portable.
+    /// The subgroup kernel on GPUs that support it for this shape, else portable.
     #[default]
     Auto,
     Portable,
@@ -79,7 +79,9 @@ pub fn attention(
             }
             true
         }
-        AttentionKernel::Auto => subgroup_fits(gpu, shape),
+        // Measured on lavapipe (BENCH_NOTES.md): the portable kernel is 1.2-2.1x faster
+        // there, so CPU adapters take it; GPUs take the subgroup kernel.
+        AttentionKernel::Auto => gpu.summary.device_type != "Cpu" && subgroup_fits(gpu, shape),
     };
     let params = words(&[
         shape.heads as u32,
@@ -91,14 +93,16 @@ pub fn attention(
         shape.causal as u32,
         key_mask.is_some() as u32 | (stats.is_some() as u32) << 1,
     ]);
-    let dummy = gpu.upload("unused", &[0.0; 4], Precision::F32)?;
+    // Two stand-ins: one buffer bound both read-only and read-write is a usage conflict.
+    let no_mask = gpu.upload("unused mask", &[0.0; 4], Precision::F32)?;
+    let no_stats = gpu.upload("unused stats", &[0.0; 4], Precision::F32)?;
     let bindings = [
         (1, q.binding()),
         (2, k.binding()),
         (3, v.binding()),
-        (4, key_mask.unwrap_or(&dummy).binding()),
+        (4, key_mask.unwrap_or(&no_mask).binding()),
         (5, out.binding()),
-        (6, stats.unwrap_or(&dummy).binding()),
+        (6, stats.unwrap_or(&no_stats).binding()),
     ];
     let limit = gpu.limits.max_compute_workgroup_storage_size as usize;
     let hd = shape.head_dim;

@@ -1,0 +1,796 @@
+//! Criterion benches of the kernels on the best adapter: matmul (square and transformer
+//! shapes, f32 and f16, several tilings), fused attention against the unfused baseline,
+//! layer norm, the column-moments reduction, one whole forward pass, and a large buffer
+//! copy for the bandwidth peak.
+//!
+//! Each run is timed with GPU timestamps where the adapter has them (criterion's
+//! `iter_custom` gets the GPU time), else with the wall clock around a synchronised submit;
+//! runs rotate over several input sets. Criterion prints time and throughput (elements =
+//! FLOP, or bytes for the copy); after each case a line gives GFLOP/s and GB/s.
+//!
+//! Under `cargo bench` (or `cargo xtask bench`) it also writes a self-describing JSON
+//! (`ceiling_host::timing::BenchReport`) to `$CEILING_BENCH_DIR` (default
+//! `target/ceiling-bench`), named after the adapter. `CEILING_BENCH_SIZE=large` selects
+//! shapes for real GPUs; the default is sized for lavapipe (a few minutes on 2 cores).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ceiling_core::kernel::{Activation, AttentionShape, MatmulShape};
+use ceiling_core::model::{FfnActivation, ModelConfig, ModelWeights, RandomInput};
+use ceiling_host::kernels::{self, attention::subgroup_fits, AttentionKernel, MatmulTiles};
+use ceiling_host::model::GpuModel;
+use ceiling_host::timing::{
+    self, BenchReport, BenchResult, Clock, CopyBench, Measurement, Peak, Stats, Timer, BENCH_SCHEMA,
+};
+use ceiling_host::{AdapterRequest, Gpu, Result, Tensor};
+use ceiling_shaders::{Family, Precision, Variant};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Criterion samples per case (its minimum); the JSON statistics use exactly these.
+const SAMPLES: usize = 10;
+/// Input sets are added until they hold this much (at least 2, at most 4).
+const SET_TARGET_BYTES: usize = 64 << 20;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Size {
+    /// Sized for lavapipe on a 2-core CPU.
+    Small,
+    /// Sized for real GPUs.
+    Large,
+}
+
+impl Size {
+    fn from_env() -> Size {
+        match std::env::var("CEILING_BENCH_SIZE").as_deref() {
+            Ok("large") => Size::Large,
+            Ok("small") | Err(_) => Size::Small,
+            Ok(other) => panic!("CEILING_BENCH_SIZE={other}: use small or large"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Size::Small => "small",
+            Size::Large => "large",
+        }
+    }
+}
+
+/// What one case computes; `name` is "group/case".
+struct Case {
+    name: String,
+    kernel: &'static str,
+    precision: Precision,
+    variant: String,
+    shape: BTreeMap<String, u64>,
+    flops: f64,
+    bytes: f64,
+    clock: Clock,
+}
+
+fn shape_of(dims: &[(&str, usize)]) -> BTreeMap<String, u64> {
+    dims.iter()
+        .map(|&(k, v)| (k.to_string(), v as u64))
+        .collect()
+}
+
+/// How many input sets of `bytes` each to rotate over.
+fn input_sets(bytes: usize) -> usize {
+    SET_TARGET_BYTES.div_ceil(bytes.max(1)).clamp(2, 4)
+}
+
+struct Bench<'g> {
+    gpu: &'g Gpu,
+    timer: Timer<'g>,
+    size: Size,
+    filter: Option<String>,
+    rng: RefCell<ChaCha8Rng>,
+    results: RefCell<Vec<BenchResult>>,
+    skipped: RefCell<Vec<String>>,
+    warm_up: Duration,
+    measurement: Duration,
+}
+
+impl<'g> Bench<'g> {
+    fn random(&self, len: usize) -> Vec<f32> {
+        let mut rng = self.rng.borrow_mut();
+        (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    fn upload(&self, what: &str, len: usize, p: Precision) -> Result<Tensor> {
+        self.gpu.upload(what, &self.random(len), p)
+    }
+
+    fn group<'c>(&self, c: &'c mut Criterion, name: &str) -> BenchmarkGroup<'c, WallTime> {
+        let mut g = c.benchmark_group(name);
+        g.sample_size(SAMPLES)
+            .warm_up_time(self.warm_up)
+            .measurement_time(self.measurement)
+            .sampling_mode(SamplingMode::Flat);
+        g
+    }
+
+    fn selected(&self, name: &str) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|f| name.contains(f.as_str()))
+    }
+
+    fn skip(&self, name: &str, why: String) {
+        eprintln!("skipped {name}: {why}");
+        self.skipped.borrow_mut().push(format!("{name}: {why}"));
+    }
+
+    /// Builds the inputs of a case (only when the filter selects it), runs it once untimed
+    /// to catch errors and create pipelines, then hands it to criterion. `build` returns
+    /// the number of input sets and a closure that records run `i` on set `i % sets`.
+    fn case<F>(
+        &self,
+        group: &mut BenchmarkGroup<'_, WallTime>,
+        case: Case,
+        build: impl FnOnce() -> Result<(usize, F)>,
+    ) where
+        F: FnMut(usize) -> Result<()>,
+    {
+        if !self.selected(&case.name) {
+            return;
+        }
+        let (sets, mut run) = match build().and_then(|(sets, mut run)| {
+            run(0)?;
+            self.gpu.sync()?;
+            Ok((sets, run))
+        }) {
+            Ok(x) => x,
+            Err(e) => return self.skip(&case.name, e.to_string()),
+        };
+        group.throughput(if case.flops > 0.0 {
+            Throughput::Elements(case.flops as u64)
+        } else {
+            Throughput::Bytes(case.bytes as u64)
+        });
+        let calls: RefCell<Vec<Vec<f64>>> = RefCell::default();
+        let mut i = 1;
+        let id = case.name.split_once('/').map_or(&*case.name, |(_, id)| id);
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let mut times = Vec::with_capacity(iters as usize);
+                for _ in 0..iters {
+                    let t = self
+                        .timer
+                        .time(case.clock, || run(i % sets))
+                        .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+                    times.push(t);
+                    i += 1;
+                }
+                let total = times.iter().sum::<f64>();
+                calls.borrow_mut().push(times);
+                Duration::from_secs_f64(total)
+            })
+        });
+        // Criterion's warm-up calls come first; its SAMPLES measurement calls are the last.
+        let calls = calls.into_inner();
+        let samples: Vec<f64> = calls[calls.len().saturating_sub(SAMPLES)..]
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
+        let Some(stats) = Stats::from_samples(&samples) else {
+            return self.skip(&case.name, "no timing samples".into());
+        };
+        let result = BenchResult::new(
+            case.name.clone(),
+            case.kernel,
+            &case.precision.to_string(),
+            case.variant,
+            case.shape,
+            case.flops,
+            case.bytes,
+            sets,
+            Measurement {
+                method: self.timer.method(case.clock).into(),
+                stats,
+            },
+        );
+        eprintln!(
+            "    {}: median {:.3} ms (IQR {:.0}%, {} runs, {}), {:.3} GFLOP/s, {:.3} GB/s",
+            result.name,
+            result.time.stats.median_s * 1e3,
+            result.time.stats.rel_iqr * 100.0,
+            result.time.stats.samples,
+            result.time.method,
+            result.flops_per_s * 1e-9,
+            result.bytes_per_s * 1e-9
+        );
+        self.results.borrow_mut().push(result);
+    }
+
+    fn copy_peak(&self, c: &mut Criterion) {
+        let mut g = self.group(c, "peak");
+        let bytes: u64 = match self.size {
+            Size::Small => 64 << 20,
+            Size::Large => 1 << 30,
+        };
+        let copy = match CopyBench::new(self.gpu, bytes) {
+            Ok(c) => c,
+            Err(e) => return self.skip("peak/copy", e.to_string()),
+        };
+        let mib = copy.bytes >> 20;
+        let case = Case {
+            name: format!("peak/copy-{mib}MiB"),
+            kernel: "copy",
+            precision: Precision::F32,
+            variant: "copy_buffer_to_buffer".into(),
+            shape: shape_of(&[("bytes", copy.bytes as usize)]),
+            flops: 0.0,
+            bytes: copy.traffic() as f64,
+            clock: Clock::Auto,
+        };
+        self.case(&mut g, case, || Ok((1, |_| copy.copy(self.gpu))));
+        g.finish();
+    }
+
+    fn matmul_case(
+        &self,
+        g: &mut BenchmarkGroup<'_, WallTime>,
+        label: &str,
+        shape: MatmulShape,
+        p: Precision,
+        tiles: MatmulTiles,
+    ) {
+        let tile = format!("{}x{}x{}", tiles.wg_x, tiles.wg_y, tiles.tile_k);
+        let (m, k, n, batch) = (shape.m, shape.k, shape.n, shape.batch);
+        let es = p.size() as f64;
+        let case = Case {
+            name: format!("matmul/{label}/{p}/{tile}"),
+            kernel: "matmul",
+            precision: p,
+            variant: format!("tiles {tile}, trans_b {}", shape.trans_b),
+            shape: shape_of(&[
+                ("batch", batch),
+                ("m", m),
+                ("k", k),
+                ("n", n),
+                ("trans_b", shape.trans_b as usize),
+            ]),
+            flops: 2.0 * (batch * m * n * k) as f64,
+            bytes: es * (batch * (m * k + k * n + m * n)) as f64,
+            clock: Clock::Auto,
+        };
+        self.case(g, case, || {
+            let sets = input_sets((shape.a_len() + shape.b_len()) * p.size());
+            let inputs = (0..sets)
+                .map(|_| {
+                    Ok((
+                        self.upload("a", shape.a_len(), p)?,
+                        self.upload("b", shape.b_len(), p)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let out = self.gpu.nan_tensor("out", shape.out_len(), p)?;
+            Ok((sets, move |i: usize| {
+                let (a, b) = &inputs[i];
+                kernels::matmul(
+                    self.gpu,
+                    &shape,
+                    a,
+                    b,
+                    None,
+                    None,
+                    Activation::None,
+                    &out,
+                    tiles,
+                )
+            }))
+        });
+    }
+
+    fn matmul(&self, c: &mut Criterion) {
+        let mut g = self.group(c, "matmul");
+        let (squares, rows, d): (&[usize], usize, usize) = match self.size {
+            Size::Small => (&[256, 512], 256, 256),
+            Size::Large => (&[1024, 2048, 4096], 2048, 1024),
+        };
+        for p in Precision::ALL {
+            for &s in squares {
+                let shape = MatmulShape::new(s, s, s);
+                self.matmul_case(
+                    &mut g,
+                    &format!("square-{s}"),
+                    shape,
+                    p,
+                    MatmulTiles::default(),
+                );
+            }
+            // The linear layers of a transformer block: x [rows, d] times W^T.
+            for (label, k, n) in [
+                ("qkv", d, 3 * d),
+                ("ffn-up", d, 4 * d),
+                ("ffn-down", 4 * d, d),
+            ] {
+                let mut shape = MatmulShape::new(rows, k, n);
+                shape.trans_b = true;
+                let label = format!("{label}-{rows}x{k}x{n}");
+                self.matmul_case(&mut g, &label, shape, p, MatmulTiles::default());
+            }
+        }
+        // Tiling: workgroup WG_X x WG_Y threads with 4 x 4 outputs each, K in TILE_K steps.
+        let s = match self.size {
+            Size::Small => 512,
+            Size::Large => 4096,
+        };
+        let tiles = [
+            (8, 8, 8),
+            (8, 8, 16),
+            (8, 8, 32),
+            (16, 16, 8),
+            (16, 16, 32),
+            (16, 8, 16),
+            (8, 16, 16),
+            (32, 8, 16),
+        ];
+        for p in Precision::ALL {
+            for &(wg_x, wg_y, tile_k) in &tiles {
+                // f16 on lavapipe: only the tilings that were close to the best in f32.
+                if self.size == Size::Small
+                    && p == Precision::F16
+                    && !matches!((wg_x, wg_y, tile_k), (8, 8, 32) | (16, 16, 32))
+                {
+                    continue;
+                }
+                let t = MatmulTiles { wg_x, wg_y, tile_k };
+                self.matmul_case(
+                    &mut g,
+                    &format!("square-{s}"),
+                    MatmulShape::new(s, s, s),
+                    p,
+                    t,
+                );
+            }
+        }
+        g.finish();
+    }
+
+    fn attention(&self, c: &mut Criterion) {
+        let mut g = self.group(c, "attention");
+        let (ns, heads): (Vec<usize>, usize) = match self.size {
+            Size::Small => (vec![128, 512], 4),
+            Size::Large => ((7..=14).map(|e| 1 << e).collect(), 16),
+        };
+        for p in Precision::ALL {
+            for &n in &ns {
+                // On lavapipe f16 is benched at one length only, to keep the run short.
+                if self.size == Size::Small && p == Precision::F16 && n != 512 {
+                    continue;
+                }
+                for hd in [64, 128] {
+                    for causal in [false, true] {
+                        let mut shape = AttentionShape::new(1, heads, n, hd);
+                        shape.causal = causal;
+                        self.attention_cases(&mut g, shape, p);
+                    }
+                }
+            }
+        }
+        g.finish();
+    }
+
+    fn attention_cases(
+        &self,
+        g: &mut BenchmarkGroup<'_, WallTime>,
+        shape: AttentionShape,
+        p: Precision,
+    ) {
+        let (b, h, n, hd) = (shape.batch, shape.heads, shape.n_q, shape.head_dim);
+        let pairs = if shape.causal {
+            (n * (n + 1) / 2) as f64
+        } else {
+            (n * n) as f64
+        };
+        let flops = 4.0 * (b * h * hd) as f64 * pairs;
+        let bytes = (4 * shape.q_len() * p.size()) as f64;
+        let mask = if shape.causal { "causal" } else { "full" };
+        let label = format!("n{n}-hd{hd}-{mask}");
+        let auto = if subgroup_fits(self.gpu, &shape) {
+            "subgroup"
+        } else {
+            "portable"
+        };
+        let mut kinds = vec![("fused", AttentionKernel::Auto, auto)];
+        if auto != "portable" {
+            kinds.push(("fused-portable", AttentionKernel::Portable, "portable"));
+        }
+        kinds.push(("unfused", AttentionKernel::Auto, "matmul+softmax+matmul"));
+        for (kind, kernel, variant) in kinds {
+            let case = Case {
+                name: format!("attention/{label}/{p}/{kind}"),
+                kernel: if kind == "unfused" {
+                    "attention_unfused"
+                } else {
+                    "attention"
+                },
+                precision: p,
+                variant: if kind == "unfused" {
+                    format!("{variant}, {mask}")
+                } else {
+                    format!("{variant}, {mask}, per-row stats")
+                },
+                shape: shape_of(&[
+                    ("batch", b),
+                    ("heads", h),
+                    ("n", n),
+                    ("head_dim", hd),
+                    ("causal", shape.causal as usize),
+                ]),
+                flops,
+                bytes,
+                clock: Clock::Auto,
+            };
+            self.case(g, case, || {
+                let len = shape.q_len();
+                let sets = input_sets(3 * len * p.size());
+                let inputs = (0..sets)
+                    .map(|_| {
+                        Ok([
+                            self.upload("q", len, p)?,
+                            self.upload("k", len, p)?,
+                            self.upload("v", len, p)?,
+                        ])
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let out = self.gpu.nan_tensor("out", len, p)?;
+                // The fused kernel writes per-row stats (lse, n_eff, entropy) as in the
+                // forward pass; without a key mask and stats its launcher binds one dummy
+                // buffer read-only and read-write at once, which wgpu refuses.
+                let stats = self.gpu.nan_tensor(
+                    "stats",
+                    shape.rows() * kernels::STATS_PER_ROW,
+                    Precision::F32,
+                )?;
+                let gpu = self.gpu;
+                Ok((sets, move |i: usize| {
+                    let [q, k, v] = &inputs[i];
+                    if kind == "unfused" {
+                        kernels::attention_unfused(gpu, &shape, q, k, v, None, &out)
+                    } else {
+                        kernels::attention(gpu, &shape, q, k, v, None, &out, Some(&stats), kernel)
+                    }
+                }))
+            });
+        }
+    }
+
+    fn layer_norm(&self, c: &mut Criterion) {
+        let mut g = self.group(c, "layer_norm");
+        let (rows, cols) = match self.size {
+            Size::Small => (2048, 768),
+            Size::Large => (16384, 4096),
+        };
+        for p in Precision::ALL {
+            let es = p.size() as f64;
+            let case = Case {
+                name: format!("layer_norm/{rows}x{cols}/{p}"),
+                kernel: "layer_norm",
+                precision: p,
+                variant: "one workgroup per row".into(),
+                shape: shape_of(&[("rows", rows), ("cols", cols)]),
+                // mean, variance, normalise, scale and shift: about 8 FLOP per element.
+                flops: 8.0 * (rows * cols) as f64,
+                bytes: es * (2 * rows * cols + 2 * cols) as f64,
+                clock: Clock::Auto,
+            };
+            self.case(&mut g, case, || {
+                let sets = input_sets(rows * cols * p.size());
+                let xs = (0..sets)
+                    .map(|_| self.upload("x", rows * cols, p))
+                    .collect::<Result<Vec<_>>>()?;
+                let gamma = self.upload("gamma", cols, p)?;
+                let beta = self.upload("beta", cols, p)?;
+                let out = self.gpu.nan_tensor("out", rows * cols, p)?;
+                Ok((sets, move |i: usize| {
+                    kernels::layer_norm(self.gpu, &xs[i], cols, &gamma, &beta, 1e-5, &out)
+                }))
+            });
+        }
+        g.finish();
+    }
+
+    fn reductions(&self, c: &mut Criterion) {
+        let mut g = self.group(c, "reduce");
+        let (samples, cols) = match self.size {
+            Size::Small => (1024, 4096),
+            Size::Large => (4096, 8192),
+        };
+        for p in Precision::ALL {
+            let es = p.size() as f64;
+            let shape = shape_of(&[("samples", samples), ("cols", cols)]);
+            // Welford: about 6 FLOP per element; x read once, mean and M2 written in f32.
+            let flops = 6.0 * (samples * cols) as f64;
+            let bytes = es * (samples * cols) as f64 + 8.0 * cols as f64;
+            let inputs = || -> Result<(usize, Vec<Tensor>)> {
+                let sets = input_sets(samples * cols * p.size());
+                let xs = (0..sets)
+                    .map(|_| self.upload("x", samples * cols, p))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((sets, xs))
+            };
+            // The kernel alone, dispatched as `kernels::column_moments` does.
+            let case = Case {
+                name: format!("reduce/column_moments-{samples}x{cols}/{p}/kernel"),
+                kernel: "column_moments",
+                precision: p,
+                variant: "Welford per column, WG 64".into(),
+                shape: shape.clone(),
+                flops,
+                bytes,
+                clock: Clock::Auto,
+            };
+            self.case(&mut g, case, || {
+                let (sets, xs) = inputs()?;
+                let mean = self.gpu.nan_tensor("mean", cols, Precision::F32)?;
+                let m2 = self.gpu.nan_tensor("m2", cols, Precision::F32)?;
+                let pipeline = self.gpu.pipeline(
+                    Variant::new(Family::Reduce, p),
+                    "column_moments",
+                    &[("WG", 64)],
+                )?;
+                let params: Vec<u8> = [samples as u32, cols as u32, 0, 0]
+                    .iter()
+                    .flat_map(|w| w.to_le_bytes())
+                    .collect();
+                let groups = cols.div_ceil(64) as u32;
+                Ok((sets, move |i: usize| {
+                    self.gpu.dispatch(
+                        &pipeline,
+                        &params,
+                        &[(1, xs[i].binding()), (2, mean.binding()), (3, m2.binding())],
+                        [groups, 1, 1],
+                    )
+                }))
+            });
+            // The public call: dispatch, two read-backs and the f64 conversion.
+            let case = Case {
+                name: format!("reduce/column_moments-{samples}x{cols}/{p}/end-to-end"),
+                kernel: "column_moments",
+                precision: p,
+                variant: "kernels::column_moments with read-back".into(),
+                shape,
+                flops,
+                bytes,
+                clock: Clock::WallClock,
+            };
+            self.case(&mut g, case, || {
+                let (sets, xs) = inputs()?;
+                Ok((sets, move |i: usize| {
+                    kernels::column_moments(self.gpu, &xs[i], samples, cols).map(|_| ())
+                }))
+            });
+        }
+        g.finish();
+    }
+
+    fn forward(&self, c: &mut Criterion) {
+        let mut g = self.group(c, "forward");
+        let (config, n) = match self.size {
+            Size::Small => (ModelConfig::gpt2_like(2, 256, 4, 512), 256),
+            Size::Large => (ModelConfig::gpt2_like(12, 768, 12, 50257), 1024),
+        };
+        let batch = 1;
+        for p in Precision::ALL {
+            let (flops, bytes) = forward_cost(&config, batch, n, p);
+            let case = Case {
+                name: format!(
+                    "forward/gpt2-like-L{}-d{}-n{n}/{p}",
+                    config.layers, config.d_model
+                ),
+                kernel: "forward",
+                precision: p,
+                variant: "GpuModel::forward, probe at n-1, with read-back".into(),
+                shape: shape_of(&[
+                    ("layers", config.layers),
+                    ("d_model", config.d_model),
+                    ("heads", config.heads),
+                    ("ff_dim", config.ff_dim),
+                    ("batch", batch),
+                    ("n", n),
+                ]),
+                flops,
+                bytes,
+                clock: Clock::WallClock,
+            };
+            self.case(&mut g, case, || {
+                let weights = ModelWeights::random(&config, 7)
+                    .map_err(|e| ceiling_host::HostError::Gpu(format!("random weights: {e}")))?;
+                let model = GpuModel::new(self.gpu, &weights, p)?;
+                let sets = 3;
+                let inputs: Vec<RandomInput> = (0..sets)
+                    .map(|s| RandomInput::draw(&config, batch, n, s as u64))
+                    .collect();
+                Ok((sets, move |i: usize| {
+                    model
+                        .forward(self.gpu, &inputs[i].as_input(batch, n), &[n - 1])
+                        .map(|_| ())
+                }))
+            });
+        }
+        g.finish();
+    }
+}
+
+/// Useful FLOP and compulsory bytes of one forward pass (matmuls, causal attention, norms;
+/// weights read once, each kernel's activations read and written once).
+fn forward_cost(c: &ModelConfig, batch: usize, n: usize, p: Precision) -> (f64, f64) {
+    let rows = (batch * n) as f64;
+    let (d, ff, l) = (c.d_model as f64, c.ff_dim as f64, c.layers as f64);
+    let kv = (c.kv_heads * c.head_dim()) as f64;
+    let ffn_mats = if c.activation == FfnActivation::SwiGlu {
+        3.0
+    } else {
+        2.0
+    };
+    let weights = 2.0 * d * d + 2.0 * d * kv + ffn_mats * d * ff;
+    let pairs = if c.causal {
+        (n * (n + 1) / 2) as f64
+    } else {
+        (n * n) as f64
+    };
+    let attn = 4.0 * batch as f64 * d * pairs;
+    let flops = l * (2.0 * rows * weights + attn + 2.0 * 8.0 * rows * d);
+    // Per layer: linear inputs and outputs, two norms, split/merge, attention, residual adds.
+    let act = rows * (4.0 * d + 4.0 * d + 2.0 * kv + 2.0 * ff + ffn_mats * ff + 4.0 * d)
+        + rows * (4.0 * d + 6.0 * d + 3.0 * d);
+    let bytes = p.size() as f64 * l * (weights + act);
+    (flops, bytes)
+}
+
+/// Criterion's name filter (the first free argument), matched here as a substring.
+fn filter_from_args() -> Option<String> {
+    const WITH_VALUE: [&str; 14] = [
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--save-baseline",
+        "--baseline",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--output-format",
+        "--color",
+        "--profile-time",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--nresamples",
+    ];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if WITH_VALUE.contains(&a.as_str()) {
+            args.next();
+        } else if !a.starts_with('-') {
+            return Some(a);
+        }
+    }
+    None
+}
+
+fn seconds_from_env(var: &str, default: f64) -> Duration {
+    let s = std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .unwrap_or(default);
+    Duration::from_secs_f64(s)
+}
+
+fn main() {
+    let gpu = Gpu::new(&AdapterRequest::default())
+        .unwrap_or_else(|e| panic!("the benches need a GPU adapter: {e}"));
+    let size = Size::from_env();
+    let (warm, meas) = match size {
+        Size::Small => (0.2, 0.6),
+        Size::Large => (1.0, 3.0),
+    };
+    let bench = Bench {
+        gpu: &gpu,
+        timer: Timer::new(&gpu),
+        size,
+        filter: filter_from_args(),
+        rng: RefCell::new(ChaCha8Rng::seed_from_u64(0xCE11)),
+        results: RefCell::default(),
+        skipped: RefCell::default(),
+        warm_up: seconds_from_env("CEILING_BENCH_WARMUP_S", warm),
+        measurement: seconds_from_env("CEILING_BENCH_MEASURE_S", meas),
+    };
+    eprintln!(
+        "bench on {} ({}, {}), timing: {}, size: {}",
+        gpu.summary.name,
+        gpu.summary.backend,
+        gpu.summary.driver,
+        bench.timer.method(Clock::Auto),
+        size.name()
+    );
+    let mut c = Criterion::default().configure_from_args();
+    bench.copy_peak(&mut c);
+    bench.matmul(&mut c);
+    bench.attention(&mut c);
+    bench.layer_norm(&mut c);
+    bench.reductions(&mut c);
+    bench.forward(&mut c);
+    c.final_summary();
+
+    // Only `cargo bench` (which passes --bench) writes results; `cargo test` runs each once.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let results = bench.results.into_inner();
+    let copy = results.iter().find(|r| r.kernel == "copy");
+    let mut settings = BTreeMap::new();
+    settings.insert("criterion_sample_size".into(), SAMPLES.into());
+    settings.insert("warm_up_s".into(), bench.warm_up.as_secs_f64().into());
+    settings.insert(
+        "measurement_s".into(),
+        bench.measurement.as_secs_f64().into(),
+    );
+    settings.insert("sampling_mode".into(), "flat".into());
+    settings.insert("filter".into(), bench.filter.clone().into());
+    settings.insert("skipped".into(), bench.skipped.into_inner().into());
+    let mut report = BenchReport {
+        schema: BENCH_SCHEMA.into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        created_unix_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        adapter: gpu.summary.clone(),
+        timing_method: bench.timer.method(Clock::Auto).into(),
+        timestamp_period_ns: bench.timer.timestamp_period_ns(),
+        size: size.name().into(),
+        settings,
+        peak: Peak {
+            bandwidth_bytes_per_s: copy.map_or(0.0, |r| r.bytes_per_s),
+            bandwidth_case: copy.map_or(String::new(), |r| r.name.clone()),
+            ..Default::default()
+        },
+        results,
+    };
+    report.apply_peaks();
+    let dir = std::env::var_os("CEILING_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "target/ceiling-bench".into());
+    let suffix = if bench.filter.is_some() {
+        "-filtered"
+    } else {
+        ""
+    };
+    let path = dir.join(format!(
+        "{}-{}-{}{suffix}.json",
+        timing::slug(&gpu.summary.name),
+        timing::slug(&gpu.summary.backend),
+        size.name()
+    ));
+    eprintln!(
+        "peaks on {}: copy {:.2} GB/s ({}), matmul {:.2} GFLOP/s ({})",
+        gpu.summary.name,
+        report.peak.bandwidth_bytes_per_s * 1e-9,
+        report.peak.bandwidth_case,
+        report.peak.flops_per_s * 1e-9,
+        report.peak.flops_case
+    );
+    for r in &report.results {
+        eprintln!(
+            "{:<58} {:>9.3} ms {:>8.3} GFLOP/s {:>7.3} GB/s  {:>5.1}% of roof ({})",
+            r.name,
+            r.time.stats.median_s * 1e3,
+            r.flops_per_s * 1e-9,
+            r.bytes_per_s * 1e-9,
+            r.frac_roofline * 100.0,
+            r.bound
+        );
+    }
+    match report.write(&path) {
+        Ok(()) => println!("bench results: {}", path.display()),
+        Err(e) => panic!("writing {}: {e}", path.display()),
+    }
+}
