@@ -378,3 +378,64 @@ fn token_models_draw_ids_from_a_unigram_distribution() {
         "{err}"
     );
 }
+
+/// A sweep process killed mid-run and started again ends with the same numbers as one
+/// that ran straight through.
+#[test]
+fn cli_sweep_killed_and_restarted_matches_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "sweep",
+            "--preset",
+            "ar1",
+            "--lengths",
+            "16,32,64,128,256,512",
+            "--samples",
+            "64",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out.to_str().unwrap().to_string()])
+        .collect()
+    };
+    let whole = dir.path().join("whole");
+    assert!(
+        ceiling(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>())
+            .status
+            .success()
+    );
+
+    let killed = dir.path().join("killed");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ceiling"))
+        .args(args(&killed))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = sweep::results::point_path(&killed.join("ar1"), 16);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !first.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(first.exists(), "the first length never finished");
+    let finished = sweep::results::load_points(&killed.join("ar1"))
+        .unwrap()
+        .len();
+    eprintln!("killed after {finished} of 6 lengths");
+
+    let o = ceiling(&args(&killed).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = |d: &Path| -> Summary {
+        serde_json::from_str(&std::fs::read_to_string(d.join("ar1/summary.json")).unwrap()).unwrap()
+    };
+    let (a, b) = (read(&whole), read(&killed));
+    assert_eq!(a.points.len(), 6);
+    for (x, y) in a.points.iter().zip(&b.points) {
+        assert_eq!(x.sites, y.sites, "n = {}", x.n);
+    }
+    assert_eq!(a.fits, b.fits);
+}
