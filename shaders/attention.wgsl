@@ -7,53 +7,18 @@
 // dot products, reduce them to scores in workgroup memory, and update the running max m,
 // the sum l = sum e^(s-m), and, for the attention spread, q2 = sum e^(2(s-m)) and
 // t = sum e^(s-m) (s-m): at the end n_eff = l^2 / q2 and H = ln l - t / l.
-
-struct Params {
-    heads: u32,
-    kv_heads: u32,
-    n_q: u32,
-    n_kv: u32,
-    head_dim: u32,
-    scale: f32,
-    causal: u32,
-    // bit 0: key mask present, bit 1: write stats
-    flags: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<T>;
-@group(0) @binding(2) var<storage, read> k: array<T>;
-@group(0) @binding(3) var<storage, read> v: array<T>;
-@group(0) @binding(4) var<storage, read> key_mask: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<T>;
-// per query row: lse, n_eff, entropy
-@group(0) @binding(6) var<storage, read_write> stats: array<f32>;
+// Parameters, bindings and the mask: attention_common.wgsl.
 
 override BQ: u32 = 16u;
 override TPR: u32 = 4u;
 override BK: u32 = 16u;
 override HD: u32 = 64u;
 const DPT: u32 = 16u;
-// A finite stand-in for -inf: keeps the online update free of inf - inf.
-const NEG_BIG: f32 = -3.0e38;
 
 var<workgroup> k_tile: array<f32, BK * HD>;
 var<workgroup> v_tile: array<f32, BK * HD>;
 var<workgroup> partials: array<f32, BQ * BK * TPR>;
 var<workgroup> scores: array<f32, BQ * BK>;
-
-fn key_visible(b: u32, i: u32, j: u32) -> bool {
-    if j >= p.n_kv || i >= p.n_q {
-        return false;
-    }
-    if p.causal != 0u && j + p.n_q > i + p.n_kv {
-        return false;
-    }
-    if (p.flags & 1u) != 0u {
-        return key_mask[b * p.n_kv + j] != 0.0;
-    }
-    return true;
-}
 
 @compute @workgroup_size(BQ * TPR)
 fn attention(
@@ -167,14 +132,6 @@ fn attention(
         }
     }
     if (p.flags & 2u) != 0u && lane == 0u {
-        if l > 0.0 {
-            stats[q_row * 3u] = m + log(l);
-            stats[q_row * 3u + 1u] = l * l / q2;
-            stats[q_row * 3u + 2u] = log(l) - tt / l;
-        } else {
-            stats[q_row * 3u] = bitcast<f32>(0xff800000u);
-            stats[q_row * 3u + 1u] = 0.0;
-            stats[q_row * 3u + 2u] = 0.0;
-        }
+        write_stats(q_row, m, l, q2, tt);
     }
 }

@@ -8,6 +8,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use ceiling_host::timing::{roof, BenchReport, BENCH_SCHEMA};
 use plotters::prelude::*;
 
+use crate::plot::{register_font, COLORS};
+
 /// Whether `path` is a bench result file (JSON with the bench schema tag).
 fn is_bench_file(path: &Path) -> bool {
     path.is_file()
@@ -238,26 +240,6 @@ fn csv(reports: &[BenchReport], labels: &[String]) -> String {
         }
     }
     s
-}
-
-const COLORS: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-];
-
-fn register_font() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = plotters::style::register_font(
-            "sans-serif",
-            FontStyle::Normal,
-            epaint_default_fonts::UBUNTU_LIGHT,
-        );
-    });
 }
 
 /// Writes `<stem>.svg` and `<stem>.png`: FLOP/s against FLOP/byte, log-log, each adapter's

@@ -8,6 +8,7 @@
 use std::fmt;
 
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+const ATTENTION_COMMON: &str = include_str!("../../../shaders/attention_common.wgsl");
 
 /// Storage precision of a kernel's tensors. Arithmetic is always f32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,6 +97,14 @@ impl Family {
         }
     }
 
+    /// WGSL shared by the variants of one kernel, prepended to the family's file.
+    fn shared(self) -> &'static str {
+        match self {
+            Family::Attention | Family::AttentionSubgroup => ATTENTION_COMMON,
+            _ => "",
+        }
+    }
+
     /// Whether the family uses subgroup operations.
     pub fn needs_subgroups(self) -> bool {
         matches!(self, Family::AttentionSubgroup)
@@ -124,9 +133,10 @@ impl Variant {
     /// The complete WGSL source of this variant.
     pub fn source(&self) -> String {
         format!(
-            "{}\n{}\n{}",
+            "{}\n{}\n{}\n{}",
             self.precision.prelude(),
             COMMON,
+            self.family.shared(),
             self.family.body()
         )
     }
