@@ -55,10 +55,18 @@ pub fn split_inputs(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     Ok((bench, other))
 }
 
-fn column_label(r: &BenchReport, all: &[BenchReport]) -> String {
+/// The column of one report: its adapter, and its size and file where those are needed to
+/// tell two reports apart.
+fn column_label(i: usize, reports: &[BenchReport], files: &[PathBuf]) -> String {
+    let r = &reports[i];
     let mut label = format!("{} ({})", r.adapter.name, r.adapter.backend);
-    if all.iter().any(|o| o.size != r.size) {
+    if reports.iter().any(|o| o.size != r.size) {
         label.push_str(&format!(" [{}]", r.size));
+    }
+    let same = |o: &BenchReport| o.adapter == r.adapter && o.size == r.size;
+    if reports.iter().filter(|o| same(o)).count() > 1 {
+        let stem = files[i].file_stem().unwrap_or_default().to_string_lossy();
+        label.push_str(&format!(" {{{stem}}}"));
     }
     label
 }
@@ -74,7 +82,9 @@ pub fn run(files: &[PathBuf], out: &Path) -> Result<()> {
         .iter()
         .map(|f| BenchReport::read(f).map_err(|e| anyhow!(e)))
         .collect::<Result<Vec<_>>>()?;
-    let labels: Vec<String> = reports.iter().map(|r| column_label(r, &reports)).collect();
+    let labels: Vec<String> = (0..reports.len())
+        .map(|i| column_label(i, &reports, files))
+        .collect();
     let mut md = String::new();
 
     writeln!(md, "# Bench results\n\n## Adapters and measured peaks\n")?;
