@@ -402,3 +402,49 @@ fn a_missing_adapter_is_an_error_that_names_the_fix() {
         "{msg}"
     );
 }
+
+/// Threads sharing one device: each one's results are read only after its own work ran
+/// (a submit taken by one thread must not be overtaken by another's).
+#[test]
+fn threads_sharing_the_device_read_their_own_finished_results() {
+    let gpu = gpu();
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            scope.spawn(move || {
+                let mut rng = rng(&format!("threads-{t}"));
+                for _ in 0..25 {
+                    let shape = MatmulShape::new(9, 17, 5);
+                    let (a, b) = (
+                        random(&mut rng, shape.a_len()),
+                        random(&mut rng, shape.b_len()),
+                    );
+                    let out = gpu
+                        .nan_tensor("out", shape.out_len(), Precision::F32)
+                        .unwrap();
+                    kernels::matmul(
+                        gpu,
+                        &shape,
+                        &gpu.upload("a", &a, Precision::F32).unwrap(),
+                        &gpu.upload("b", &b, Precision::F32).unwrap(),
+                        None,
+                        None,
+                        Activation::None,
+                        &out,
+                        MatmulTiles::default(),
+                    )
+                    .unwrap();
+                    let want = reference::matmul(
+                        &shape,
+                        &stored(&a, Precision::F32),
+                        &stored(&b, Precision::F32),
+                        None,
+                        None,
+                        Activation::None,
+                    );
+                    let e = reference::compare(&gpu.download(&out).unwrap(), &want);
+                    assert!(e.rel < 1e-5, "thread {t}: {e}");
+                }
+            });
+        }
+    });
+}

@@ -354,14 +354,15 @@ impl Gpu {
 
     /// Submits what was recorded, without waiting.
     pub fn submit(&self) -> Result<()> {
-        let encoder = {
-            let mut pending = self.pending.lock().unwrap();
-            pending.dispatches = 0;
-            pending.encoder.take()
-        };
-        if let Some(encoder) = encoder {
+        // The lock is held through the queue submit: another thread that records and
+        // submits after us must not overtake the work we took (it would read results
+        // before they are written).
+        let mut pending = self.pending.lock().unwrap();
+        pending.dispatches = 0;
+        if let Some(encoder) = pending.encoder.take() {
             self.queue.submit([encoder.finish()]);
         }
+        drop(pending);
         self.take_errors()
     }
 
