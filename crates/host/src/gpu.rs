@@ -249,12 +249,23 @@ impl Gpu {
         }
         let source = variant.source();
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(&variant.label()),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
+        // Bounds checks stay on. Loop bounding (a guard against infinite loops that naga
+        // adds to every loop) is off: every loop in shaders/ counts to a bound taken from
+        // its parameters, and the guard cost 30% of matmul speed on lavapipe (BENCH_NOTES.md).
+        let checks = wgpu::ShaderRuntimeChecks {
+            force_loop_bounding: false,
+            ..wgpu::ShaderRuntimeChecks::checked()
+        };
+        // SAFETY: bounds checks are kept, and no loop in our WGSL can run forever.
+        let module = unsafe {
+            self.device.create_shader_module_trusted(
+                wgpu::ShaderModuleDescriptor {
+                    label: Some(&variant.label()),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                },
+                checks,
+            )
+        };
         let constants: Vec<(&str, f64)> = constants.iter().map(|&(n, v)| (n, v as f64)).collect();
         let pipeline = self
             .device

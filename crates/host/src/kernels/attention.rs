@@ -161,10 +161,13 @@ pub fn attention(
 /// smallest subgroup covers head_dim with SUBGROUP_DPT dims per lane.
 pub fn subgroup_fits(gpu: &Gpu, shape: &AttentionShape) -> bool {
     let min = gpu.summary.subgroup_min_size;
+    // K/V tiles of at least one key must fit in workgroup memory.
+    let tile_fits = gpu.limits.max_compute_workgroup_storage_size as usize >= 8 * shape.head_dim;
     gpu.has_subgroups()
         && min >= 1
         && gpu.summary.subgroup_max_size <= SUBGROUP_WG
         && (min * SUBGROUP_DPT) as usize >= shape.head_dim
+        && tile_fits
 }
 
 /// The unfused baseline: scores = q k^T (n_q x n_kv per head, in memory), masked softmax,
