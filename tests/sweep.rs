@@ -338,6 +338,18 @@ fn model_preset_probes_every_layer_and_checks_its_limits() {
     let sites: Vec<&str> = s.fits.iter().map(|f| f.site.as_str()).collect();
     assert_eq!(sites, ["L0.attn", "L0.hidden", "L1.attn", "L1.hidden"]);
     assert!(s.points.iter().all(|p| p.n_eff_layers.len() == 2));
+    for p in &s.points {
+        // Two heads per layer, each between 1 and n; the layer figure is their mean.
+        assert!(p.n_eff_heads.iter().all(|h| h.len() == 2));
+        for (layer, h) in p.n_eff_heads.iter().enumerate() {
+            assert!(
+                h.iter().all(|&x| (1.0..=p.n as f64 + 1e-3).contains(&x)),
+                "{h:?}"
+            );
+            assert!((h.iter().sum::<f64>() / 2.0 - p.n_eff_layers[layer]).abs() < 1e-6);
+        }
+        assert!(p.entropy_heads.iter().flatten().all(|&e| e >= 0.0));
+    }
     assert!(s.points[2].n_eff_mean > s.points[0].n_eff_mean);
 
     let mut long = cfg.clone();

@@ -56,6 +56,12 @@ pub struct LengthResult {
     /// Model sweeps: n_eff of each probed layer (n_eff_mean is the first's).
     #[serde(default)]
     pub n_eff_layers: Vec<f64>,
+    /// Model sweeps: n_eff of each head of each probed layer, averaged over samples.
+    #[serde(default)]
+    pub n_eff_heads: Vec<Vec<f64>>,
+    /// Model sweeps: entropy of each head of each probed layer, averaged over samples.
+    #[serde(default)]
+    pub entropy_heads: Vec<Vec<f64>>,
     pub seconds: f64,
 }
 
@@ -345,6 +351,8 @@ pub fn measure_length(
         n_eff_se: spread.se(),
         entropy_mean: spread.entropy / spread.count,
         n_eff_layers: Vec::new(),
+        n_eff_heads: Vec::new(),
+        entropy_heads: Vec::new(),
         seconds: start.elapsed().as_secs_f64(),
     })
 }
@@ -371,6 +379,11 @@ pub fn measure_length_model(
         .map(|(i, name)| SiteAccumulator::new(name, d, cfg, n, i))
         .collect();
     let mut spread: Vec<Spread> = layers.iter().map(|_| Spread::default()).collect();
+    // Per layer and head: n_eff and entropy of each head's probe row.
+    let mut heads: Vec<Vec<Spread>> = layers
+        .iter()
+        .map(|_| (0..mc.heads).map(|_| Spread::default()).collect())
+        .collect();
     let probe = [n - 1];
     let unigram = match &cfg.unigram {
         Some(w) => Some(WeightedIndex::new(w).map_err(stats_error)?),
@@ -406,8 +419,10 @@ pub fn measure_length_model(
                 let t = gpu.upload("probe rows", rows, Precision::F32)?;
                 sites[2 * k + j].add(gpu, &t, rows, d, &labels)?;
             }
-            for (ne, en) in states.n_eff[l].iter().zip(&states.entropy[l]) {
+            // [batch, heads, 1 probe]
+            for (i, (ne, en)) in states.n_eff[l].iter().zip(&states.entropy[l]).enumerate() {
                 spread[k].add(*ne as f64, *en as f64);
+                heads[k][i % mc.heads].add(*ne as f64, *en as f64);
             }
         }
         done += b;
@@ -425,6 +440,14 @@ pub fn measure_length_model(
         n_eff_se: first.se(),
         entropy_mean: first.entropy / first.count,
         n_eff_layers: spread.iter().map(Spread::mean).collect(),
+        n_eff_heads: heads
+            .iter()
+            .map(|hs| hs.iter().map(Spread::mean).collect())
+            .collect(),
+        entropy_heads: heads
+            .iter()
+            .map(|hs| hs.iter().map(|h| h.entropy / h.count).collect())
+            .collect(),
         seconds: start.elapsed().as_secs_f64(),
     })
 }
