@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod bench_report;
 pub mod hidden;
 pub mod info;
 pub mod kernel;

@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use ceiling_host::sweep::{self, results, LengthResult};
 
-#[path = "bench_report.rs"]
-mod bench_report;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -47,9 +45,9 @@ fn run_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let (bench, dirs) = bench_report::split_inputs(&args.dirs)?;
+    let (bench, dirs) = super::bench_report::split_inputs(&args.dirs)?;
     if !bench.is_empty() {
-        bench_report::run(&bench, &args.out)?;
+        super::bench_report::run(&bench, &args.out)?;
     }
     if dirs.is_empty() {
         return Ok(());
