@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use ceiling_host::sweep::{self, results, LengthResult};
 
-
 #[derive(clap::Args)]
 pub struct Args {
     /// Result directories: a sweep's --out directory, or one preset's folder in it; and
