@@ -318,6 +318,52 @@ fn matmul_bias_gelu_batched() {
 }
 
 #[test]
+fn matmul_f16_with_residual_and_silu() {
+    let mut rng = rng("matmul_f16_with_residual_and_silu");
+    let (m, k, n) = (7, 33, 10);
+    let a = random(&mut rng, m * k);
+    let b = random(&mut rng, k * n);
+    let r = random(&mut rng, m * n);
+    let files = Files::new(&[
+        In::f32("a", &[m, k], &a),
+        In::f32("b", &[k, n], &b),
+        In::f32("residual", &[m, n], &r),
+    ]);
+    let got = files.run_ok("matmul", &["--activation", "silu", "--f16"]);
+    let (dtype, shape, out) = &got["out"];
+    assert_eq!((dtype, shape.as_slice()), (&Dtype::F16, &[m, n][..]));
+    let want = reference::matmul(
+        &MatmulShape::new(m, k, n),
+        &stored(&a, Precision::F16),
+        &stored(&b, Precision::F16),
+        None,
+        Some(&stored(&r, Precision::F16)),
+        Activation::Silu,
+    );
+    assert_close("matmul f16 silu + residual", out, &want, 2e-3);
+}
+
+#[test]
+fn attention_forced_subgroup_kernel() {
+    let mut rng = rng("attention_forced_subgroup_kernel");
+    let (b, h, n, d) = (1, 2, 11, 32);
+    let q = random(&mut rng, b * h * n * d);
+    let k = random(&mut rng, b * h * n * d);
+    let v = random(&mut rng, b * h * n * d);
+    let files = Files::new(&[
+        In::f32("q", &[b, h, n, d], &q),
+        In::f32("k", &[b, h, n, d], &k),
+        In::f32("v", &[b, h, n, d], &v),
+    ]);
+    let got = files.run_ok("attention", &["--kernel", "subgroup", "--causal"]);
+    let mut shape = AttentionShape::new(b, h, n, d);
+    shape.causal = true;
+    let want = reference::attention(&shape, &f64s(&q), &f64s(&k), &f64s(&v), None);
+    assert_close("attention subgroup", &got["out"].2, &want.out, 1e-5);
+    assert_close("n_eff subgroup", &got["n_eff"].2, &want.n_eff, 1e-4);
+}
+
+#[test]
 fn layer_norm_from_bf16_and_rms_norm() {
     let mut rng = rng("layer_norm_from_bf16_and_rms_norm");
     let (rows, cols) = (6, 37);
