@@ -4,9 +4,8 @@
 // A workgroup takes BQ query rows of one (batch, head). Each row is shared by TPR threads;
 // thread `lane` of a row holds dims lane, lane + TPR, ... of q and of its output (at most
 // DPT = 16 each, so head_dim <= 16 * TPR). Per K/V tile, the threads of a row write partial
-// dot products, reduce them to scores in workgroup memory, and update the running max m,
-// the sum l = sum e^(s-m), and, for the attention spread, q2 = sum e^(2(s-m)) and
-// t = sum e^(s-m) (s-m): at the end n_eff = l^2 / q2 and H = ln l - t / l.
+// dot products, reduce them to scores in workgroup memory, and update the row's running
+// softmax (RowSoftmax, with the sums that give n_eff and the entropy at the end).
 // Parameters, bindings and the mask: attention_common.wgsl.
 
 override BQ: u32 = 16u;
@@ -43,10 +42,7 @@ fn attention(
             qr[t] = f32(q[q_row * HD + d]) * p.scale;
         }
     }
-    var m = NEG_BIG;
-    var l = 0.0;
-    var q2 = 0.0;
-    var tt = 0.0;
+    var row = row_softmax();
 
     // Keys past the last visible one of the block's last row are never needed.
     var kv_end = p.n_kv;
@@ -92,23 +88,13 @@ fn attention(
             }
         }
         if tile_max > NEG_BIG {
-            let m_new = max(m, tile_max);
-            let c = exp(m - m_new);
-            // With nothing seen yet (l == 0) t stays 0; (m - m_new) * l would be 0 * huge.
-            tt = select(0.0, c * (tt + (m - m_new) * l), l > 0.0);
-            l *= c;
-            q2 *= c * c;
+            let c = rescale(&row, max(row.m, tile_max));
             for (var t = 0u; t < DPT; t++) {
                 o[t] *= c;
             }
-            m = m_new;
             for (var j = 0u; j < BK; j++) {
                 if key_visible(b, i, j0 + j) {
-                    let z = scores[r * BK + j] - m;
-                    let pj = exp(z);
-                    l += pj;
-                    q2 += pj * pj;
-                    tt += pj * z;
+                    let pj = accumulate(&row, scores[r * BK + j]);
                     for (var t = 0u; t < DPT; t++) {
                         let d = lane + t * TPR;
                         if d < HD {
@@ -124,7 +110,7 @@ fn attention(
     if i >= p.n_q {
         return;
     }
-    let inv = select(0.0, 1.0 / l, l > 0.0);
+    let inv = normaliser(row);
     for (var t = 0u; t < DPT; t++) {
         let d = lane + t * TPR;
         if d < HD {
@@ -132,6 +118,6 @@ fn attention(
         }
     }
     if (p.flags & 2u) != 0u && lane == 0u {
-        write_stats(q_row, m, l, q2, tt);
+        write_stats(q_row, row);
     }
 }

@@ -40,14 +40,53 @@ fn key_visible(b: u32, i: u32, j: u32) -> bool {
     return true;
 }
 
-// Writes lse, n_eff = l^2 / q2 and H = ln l - t / l of a row from its running max m,
-// l = sum e^(s-m), q2 = sum e^(2(s-m)) and t = sum e^(s-m) (s-m); a row that saw no key
-// gets (-inf, 0, 0).
-fn write_stats(q_row: u32, m: f32, l: f32, q2: f32, tt: f32) {
-    if l > 0.0 {
-        stats[q_row * 3u] = m + log(l);
-        stats[q_row * 3u + 1u] = l * l / q2;
-        stats[q_row * 3u + 2u] = log(l) - tt / l;
+// The running softmax of one query row: max m, l = sum e^(s-m), and for the attention
+// spread q2 = sum e^(2(s-m)) and tt = sum e^(s-m) (s-m). At the end n_eff = l^2 / q2 and
+// H = ln l - tt / l.
+struct RowSoftmax {
+    m: f32,
+    l: f32,
+    q2: f32,
+    tt: f32,
+}
+
+fn row_softmax() -> RowSoftmax {
+    return RowSoftmax(NEG_BIG, 0.0, 0.0, 0.0);
+}
+
+// Moves the running max up to m_new; returns the factor e^(m - m_new) by which the output
+// accumulator must be scaled.
+fn rescale(r: ptr<function, RowSoftmax>, m_new: f32) -> f32 {
+    let c = exp((*r).m - m_new);
+    // With nothing seen yet (l == 0) tt stays 0; (m - m_new) * l would be 0 * huge.
+    (*r).tt = select(0.0, c * ((*r).tt + ((*r).m - m_new) * (*r).l), (*r).l > 0.0);
+    (*r).l *= c;
+    (*r).q2 *= c * c;
+    (*r).m = m_new;
+    return c;
+}
+
+// Adds a key of score s <= m; returns its weight e^(s - m).
+fn accumulate(r: ptr<function, RowSoftmax>, s: f32) -> f32 {
+    let z = s - (*r).m;
+    let w = exp(z);
+    (*r).l += w;
+    (*r).q2 += w * w;
+    (*r).tt += w * z;
+    return w;
+}
+
+// 1 / l, or 0 for a row that saw no key (its output is then 0, never NaN).
+fn normaliser(r: RowSoftmax) -> f32 {
+    return select(0.0, 1.0 / r.l, r.l > 0.0);
+}
+
+// Writes lse, n_eff and the entropy of a row; a row that saw no key gets (-inf, 0, 0).
+fn write_stats(q_row: u32, r: RowSoftmax) {
+    if r.l > 0.0 {
+        stats[q_row * 3u] = r.m + log(r.l);
+        stats[q_row * 3u + 1u] = r.l * r.l / r.q2;
+        stats[q_row * 3u + 2u] = log(r.l) - r.tt / r.l;
     } else {
         stats[q_row * 3u] = bitcast<f32>(0xff800000u);
         stats[q_row * 3u + 1u] = 0.0;

@@ -65,10 +65,7 @@ fn attention(
                 qr[t] = f32(q[q_row * HD + d]) * p.scale;
             }
         }
-        var m = NEG_BIG;
-        var l = 0.0;
-        var q2 = 0.0;
-        var tt = 0.0;
+        var row = row_softmax();
         for (var j0 = 0u; j0 < kv_end; j0 += BK) {
             for (var e = li; e < BK * HD; e += WG) {
                 var kv = 0.0;
@@ -98,22 +95,13 @@ fn attention(
                 }
             }
             if tile_max > NEG_BIG {
-                let m_new = max(m, tile_max);
-                let c = exp(m - m_new);
-                tt = select(0.0, c * (tt + (m - m_new) * l), l > 0.0);
-                l *= c;
-                q2 *= c * c;
+                let c = rescale(&row, max(row.m, tile_max));
                 for (var t = 0u; t < DPT; t++) {
                     o[t] *= c;
                 }
-                m = m_new;
                 for (var j = 0u; j < BK; j++) {
                     if key_visible(b, i, j0 + j) {
-                        let z = sc[j] - m;
-                        let pj = exp(z);
-                        l += pj;
-                        q2 += pj * pj;
-                        tt += pj * z;
+                        let pj = accumulate(&row, sc[j]);
                         for (var t = 0u; t < DPT; t++) {
                             let d = lane + t * sg_size;
                             if d < HD {
@@ -126,7 +114,7 @@ fn attention(
             workgroupBarrier();
         }
         if i < p.n_q {
-            let inv = select(0.0, 1.0 / l, l > 0.0);
+            let inv = normaliser(row);
             for (var t = 0u; t < DPT; t++) {
                 let d = lane + t * sg_size;
                 if d < HD {
@@ -134,7 +122,7 @@ fn attention(
                 }
             }
             if (p.flags & 2u) != 0u && lane == 0u {
-                write_stats(q_row, m, l, q2, tt);
+                write_stats(q_row, row);
             }
         }
     }
