@@ -27,40 +27,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// `cargo run` of the release `ceiling` binary; its subcommand and arguments follow.
+const CEILING: [&str; 6] = ["run", "--release", "--quiet", "--bin", "ceiling", "--"];
+
 fn run() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let job = args.next().unwrap_or_default();
     let rest: Vec<String> = args.collect();
     match job.as_str() {
-        "sweep" => {
+        "sweep" | "info" => {
             ensure_adapter()?;
-            cargo(
-                &[
-                    "run",
-                    "--release",
-                    "--quiet",
-                    "--bin",
-                    "ceiling",
-                    "--",
-                    "sweep",
-                ],
-                &rest,
-            )
-        }
-        "info" => {
-            ensure_adapter()?;
-            cargo(
-                &[
-                    "run",
-                    "--release",
-                    "--quiet",
-                    "--bin",
-                    "ceiling",
-                    "--",
-                    "info",
-                ],
-                &rest,
-            )
+            let mut args = CEILING.to_vec();
+            args.push(job.as_str());
+            cargo(&args, &rest)
         }
         "test" => {
             cargo(&["fmt", "--all", "--", "--check"], &[])
@@ -108,36 +87,24 @@ fn bench(rest: &[String]) -> Result<()> {
             _ => passed.push(a.clone()),
         }
     }
-    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(&cargo_bin);
+    let mut cmd = cargo_command(&["bench", "--bench", "kernels", "--"]);
     cmd.current_dir(&root)
-        .args(["bench", "--bench", "kernels", "--"])
         .args(&passed)
         .env("CEILING_BENCH_DIR", &out);
     if large {
         cmd.env("CEILING_BENCH_SIZE", "large");
     }
-    pin_environment(&mut cmd);
     let status = cmd.status().context("starting cargo bench")?;
     if !status.success() {
         bail!("`cargo bench --bench kernels` failed");
     }
-    let mut report = Command::new(&cargo_bin);
+    let mut report = cargo_command(&CEILING);
     report
         .current_dir(&root)
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "--bin",
-            "ceiling",
-            "--",
-            "report",
-        ])
+        .arg("report")
         .arg(&out)
         .arg("--out")
         .arg(out.join("report"));
-    pin_environment(&mut report);
     let status = report.status().context("starting ceiling report")?;
     if !status.success() {
         bail!("`ceiling report {}` failed", out.display());
@@ -145,13 +112,21 @@ fn bench(rest: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// cargo (the one running xtask) with `args`, and the adapter pinned the way the tests
+/// expect.
+fn cargo_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(args);
+    pin_environment(&mut cmd);
+    cmd
+}
+
 /// Runs cargo with the adapter pinned the way the tests expect.
 fn cargo(args: &[&str], rest: &[String]) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(args).args(rest);
-    pin_environment(&mut cmd);
-    let status = cmd.status().context("starting cargo")?;
+    let status = cargo_command(args)
+        .args(rest)
+        .status()
+        .context("starting cargo")?;
     if !status.success() {
         bail!("`cargo {}` failed", args.join(" "));
     }
@@ -162,13 +137,11 @@ fn cargo(args: &[&str], rest: &[String]) -> Result<()> {
 /// results of every test binary (cargo's own last line is that of its last binary).
 fn cargo_test(rest: &[String]) -> Result<()> {
     use std::io::{BufRead, BufReader};
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["test", "--workspace"])
+    let mut child = cargo_command(&["test", "--workspace"])
         .args(rest)
-        .stdout(std::process::Stdio::piped());
-    pin_environment(&mut cmd);
-    let mut child = cmd.spawn().context("starting cargo test")?;
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting cargo test")?;
     let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
     for line in BufReader::new(child.stdout.take().expect("piped stdout")).lines() {
         let line = line?;
