@@ -93,9 +93,8 @@ pub fn attention(
         shape.causal as u32,
         key_mask.is_some() as u32 | (stats.is_some() as u32) << 1,
     ]);
-    // Two stand-ins: one buffer bound both read-only and read-write is a usage conflict.
-    let no_mask = gpu.upload("unused mask", &[0.0; 4], Precision::F32)?;
-    let no_stats = gpu.upload("unused stats", &[0.0; 4], Precision::F32)?;
+    let no_mask = gpu.unused_input(Precision::F32)?;
+    let no_stats = gpu.unused_output()?;
     let bindings = [
         (1, q.binding()),
         (2, k.binding()),

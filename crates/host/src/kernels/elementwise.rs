@@ -199,7 +199,7 @@ pub fn embed(
     }
     let flags = tokens | (positions.is_some() as u32) << 1;
     let t = total("embed", out.len)?;
-    let dummy = gpu.upload("unused", &[0.0; 2], p)?;
+    let dummy = gpu.unused_input(p)?;
     launch(
         gpu,
         "embed",

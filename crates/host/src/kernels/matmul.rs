@@ -99,7 +99,7 @@ pub fn matmul(
     )?;
     let tile_m = (tiles.wg_y * MatmulTiles::PER_THREAD) as usize;
     let tile_n = (tiles.wg_x * MatmulTiles::PER_THREAD) as usize;
-    let dummy = gpu.upload("unused", &[0.0; 4], precision)?;
+    let dummy = gpu.unused_input(precision)?;
     let fits = [a.bytes(), out.bytes()].iter().all(|&s| s <= max);
     let chunks = if fits {
         std::iter::once(0..shape.m).collect()

@@ -45,14 +45,8 @@ pub fn softmax(
         "softmax",
         &[("WG", WG)],
     )?;
-    let dummy;
-    let mask = match key_mask {
-        Some(m) => m,
-        None => {
-            dummy = gpu.upload("unused", &[0.0; 4], ceiling_shaders::Precision::F32)?;
-            &dummy
-        }
-    };
+    let no_mask = gpu.unused_input(ceiling_shaders::Precision::F32)?;
+    let mask = key_mask.unwrap_or(&no_mask);
     gpu.dispatch(
         &pipeline,
         &words(&[
