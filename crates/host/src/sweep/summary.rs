@@ -70,8 +70,6 @@ pub struct Summary {
     pub fits: Vec<SiteFit>,
 }
 
-const LEVEL: f64 = 0.95;
-
 /// Fits every site over the lengths in `points` (sorted by n).
 pub fn fit_sites(cfg: &SweepConfig, points: &[LengthResult]) -> Vec<SiteFit> {
     let Some(first) = points.first() else {
@@ -86,10 +84,7 @@ pub fn fit_sites(cfg: &SweepConfig, points: &[LengthResult]) -> Vec<SiteFit> {
 }
 
 fn fit_site(cfg: &SweepConfig, site: &str, points: &[LengthResult], i: usize) -> SiteFit {
-    let xs_n: Vec<f64> = points.iter().map(|p| p.n as f64).collect();
-    let xs_eff: Vec<f64> = points.iter().map(|p| p.n_eff_mean).collect();
-    let slope_n = slope(&xs_n, points, i);
-    let slope_n_eff = slope(&xs_eff, points, i);
+    // V(n) with its bootstrap standard error, the data of every variance fit below.
     let vpoints: Vec<Point> = points
         .iter()
         .map(|p| Point {
@@ -98,6 +93,9 @@ fn fit_site(cfg: &SweepConfig, site: &str, points: &[LengthResult], i: usize) ->
             std_err: sd(&p.sites[i].variance_boot),
         })
         .collect();
+    let xs_eff: Vec<f64> = points.iter().map(|p| p.n_eff_mean).collect();
+    let slope_n = slope(&vpoints, None, points, i);
+    let slope_n_eff = slope(&vpoints, Some(&xs_eff), points, i);
     let floor = fit::fit_floor(&vpoints).ok();
     // The planted task's signal is the class difference (its overall mean is 0): there
     // the threshold is read off the Fisher SNR (no bootstrap, so a point interval).
@@ -134,52 +132,47 @@ fn fit_site(cfg: &SweepConfig, site: &str, points: &[LengthResult], i: usize) ->
     }
 }
 
-/// Weighted log-log fit of V against x, and the percentile interval of the slopes fitted
-/// to each bootstrap replicate (replicate r of every length is one resample of the sweep).
-fn slope(xs: &[f64], points: &[LengthResult], i: usize) -> Option<Slope> {
-    if points.len() < 2 || xs.iter().any(|&x| x.is_nan() || x <= 0.0) {
+/// Weighted log-log fit of V against n (or against `xs`, e.g. n_eff), and the 95%
+/// percentile interval of the slopes fitted to each bootstrap replicate (replicate r of
+/// every length is one resample of the sweep), with the same weights.
+fn slope(
+    vpoints: &[Point],
+    xs: Option<&[f64]>,
+    points: &[LengthResult],
+    i: usize,
+) -> Option<Slope> {
+    let at = |k: usize| xs.map_or(vpoints[k].n, |xs| xs[k]);
+    if points.len() < 2 || (0..points.len()).any(|k| at(k).is_nan() || at(k) <= 0.0) {
         return None;
     }
-    let pts: Vec<Point> = points
-        .iter()
-        .zip(xs)
-        .map(|(p, &x)| Point {
-            n: x,
-            value: p.sites[i].variance,
-            std_err: sd(&p.sites[i].variance_boot),
-        })
-        .collect();
+    let fit = |value: &dyn Fn(usize) -> f64| {
+        let pts: Vec<Point> = (0..points.len())
+            .map(|k| Point {
+                n: at(k),
+                value: value(k),
+                std_err: vpoints[k].std_err,
+            })
+            .collect();
+        fit::wls_loglog(&pts).ok()
+    };
     let LineFit {
         slope, intercept, ..
-    } = fit::wls_loglog(&pts).ok()?;
+    } = fit(&|k| vpoints[k].value)?;
     let reps = points
         .iter()
         .map(|p| p.sites[i].variance_boot.len())
         .min()?;
-    let mut slopes: Vec<f64> = (0..reps)
-        .filter_map(|r| {
-            let rep: Vec<Point> = points
-                .iter()
-                .zip(xs)
-                .zip(&pts)
-                .map(|((p, &x), pt)| Point {
-                    n: x,
-                    value: p.sites[i].variance_boot[r],
-                    std_err: pt.std_err,
-                })
-                .collect();
-            fit::wls_loglog(&rep).ok().map(|f| f.slope)
-        })
+    let slopes: Vec<f64> = (0..reps)
+        .filter_map(|r| fit(&|k| points[k].sites[i].variance_boot[r]).map(|f| f.slope))
         .collect();
     if slopes.len() < reps / 2 || slopes.is_empty() {
         return None;
     }
-    slopes.sort_by(f64::total_cmp);
-    let q = |p: f64| slopes[((p * (slopes.len() - 1) as f64).round()) as usize];
+    let (lo, hi) = super::results::percentile_interval(&slopes);
     Some(Slope {
         slope,
         intercept,
-        ci: Ci::new(q((1.0 - LEVEL) / 2.0), q((1.0 + LEVEL) / 2.0)),
+        ci: Ci::new(lo, hi),
     })
 }
 
