@@ -30,18 +30,7 @@ impl In {
     /// F32, F16 or BF16 bytes of `data` (rounded to that dtype).
     fn encode(name: &'static str, shape: &[usize], data: &[f32], dtype: Dtype) -> Self {
         assert_eq!(shape.iter().product::<usize>(), data.len(), "{name}");
-        let bytes = match dtype {
-            Dtype::F32 => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            Dtype::F16 => data
-                .iter()
-                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
-                .collect(),
-            Dtype::BF16 => data
-                .iter()
-                .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
-                .collect(),
-            _ => unreachable!(),
-        };
+        let bytes = dtype_bytes(data, dtype);
         In {
             name,
             shape: shape.to_vec(),

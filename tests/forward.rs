@@ -204,18 +204,7 @@ struct Entry {
 
 fn entry(name: &str, data: &[f32], shape: &[usize], dtype: Dtype) -> Entry {
     assert_eq!(data.len(), shape.iter().product::<usize>(), "{name}");
-    let bytes = match dtype {
-        Dtype::F32 => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        Dtype::F16 => data
-            .iter()
-            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
-            .collect(),
-        Dtype::BF16 => data
-            .iter()
-            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
-            .collect(),
-        _ => unreachable!(),
-    };
+    let bytes = dtype_bytes(data, dtype);
     Entry {
         name: name.into(),
         shape: shape.to_vec(),

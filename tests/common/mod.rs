@@ -79,3 +79,21 @@ pub fn assert_close(what: &str, out: &[f32], reference: &[f64], tol: f64) -> Err
     assert!(e.rel < tol, "{what}: {e} exceeds {tol:e}");
     e
 }
+
+/// `data` as the little-endian bytes of a safetensors tensor of `dtype` (F32, F16 or BF16,
+/// rounded to that type).
+pub fn dtype_bytes(data: &[f32], dtype: safetensors::Dtype) -> Vec<u8> {
+    use safetensors::Dtype;
+    match dtype {
+        Dtype::F32 => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        Dtype::F16 => data
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect(),
+        Dtype::BF16 => data
+            .iter()
+            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+            .collect(),
+        other => panic!("dtype_bytes: {other:?} is not a float type the tests write"),
+    }
+}
