@@ -90,8 +90,9 @@ impl Gpu {
             usage: USAGE,
             mapped_at_creation: false,
         });
-        // Filled on the GPU in slices, so a large tensor never needs a large host copy.
-        let nan = encode(&[f32::NAN; 1 << 16], precision);
+        // Written in slices of at most 2^16 elements, so a large tensor never needs a large
+        // host copy, and a small one encodes no more NaNs than it holds.
+        let nan = encode(&vec![f32::NAN; len.clamp(1, 1 << 16)], precision);
         let mut offset = 0;
         while offset < bytes {
             let n = (bytes - offset).min(nan.len() as u64);
