@@ -37,8 +37,8 @@ pub(crate) fn check_tensor(
     Ok(())
 }
 
-/// Workgroups for one-workgroup-per-row kernels: rows spread over x and y, as one grid
-/// dimension holds at most `max` workgroups.
+/// A grid of `rows` workgroups (one per row, or per block of elements) spread over x and
+/// y, as one grid dimension holds at most `max` workgroups.
 pub(crate) fn row_grid(rows: usize, max: u32) -> [u32; 3] {
     let x = rows.min(max as usize).max(1);
     [x as u32, rows.div_ceil(x) as u32, 1]

@@ -1,7 +1,7 @@
 use ceiling_core::stats::Moments;
 use ceiling_shaders::{Family, Precision, Variant};
 
-use super::{check_tensor, words};
+use super::{check_tensor, row_grid, words};
 use crate::error::{HostError, Result};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
@@ -35,13 +35,11 @@ pub fn column_moments(gpu: &Gpu, x: &Tensor, samples: usize, cols: usize) -> Res
         &[("WG", WG)],
     )?;
     let groups = cols.div_ceil(WG as usize);
-    let max = gpu.limits.max_compute_workgroups_per_dimension as usize;
-    let gx = groups.min(max);
     gpu.dispatch(
         &pipeline,
         &words(&[samples as u32, cols as u32, 0, 0]),
         &[(1, x.binding()), (2, mean.binding()), (3, m2.binding())],
-        [gx as u32, groups.div_ceil(gx) as u32, 1],
+        row_grid(groups, gpu.limits.max_compute_workgroups_per_dimension),
     )?;
     let (mean, m2) = (gpu.download(&mean)?, gpu.download(&m2)?);
     Moments::from_batch_partials(samples as u64, &mean, &m2)
