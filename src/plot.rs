@@ -47,46 +47,28 @@ pub struct Labels<'a> {
     pub y: &'a str,
 }
 
-/// Writes `<stem>.svg` and `<stem>.png`: log-log axes; points with x or y <= 0 are left out.
-pub fn loglog(
-    stem: &Path,
-    labels: &Labels,
-    series: &[Series],
-    reference: Option<f64>,
-) -> Result<()> {
-    register_font();
-    let svg = stem.with_extension("svg");
-    let png = stem.with_extension("png");
-    draw(
-        SVGBackend::new(&svg, SIZE).into_drawing_area(),
-        labels,
-        series,
-        reference,
-    )
-    .with_context(|| format!("drawing {}", svg.display()))?;
-    draw(
-        BitMapBackend::new(&png, SIZE).into_drawing_area(),
-        labels,
-        series,
-        reference,
-    )
-    .with_context(|| format!("drawing {}", png.display()))?;
-    Ok(())
+/// What a plot call did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Drawn {
+    Written,
+    /// Nothing drawable: no point with positive, finite x and y on log axes.
+    Empty,
 }
 
-fn draw<DB: DrawingBackend>(
-    area: DrawingArea<DB, Shift>,
-    labels: &Labels,
-    series: &[Series],
-    reference: Option<f64>,
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
-    area.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let pts = series.iter().flat_map(|s| s.points.iter());
+/// Whether a point can be drawn on log-log axes.
+fn drawable(p: &(f64, f64, f64, f64)) -> bool {
+    p.0 > 0.0 && p.1 > 0.0 && p.0.is_finite() && p.1.is_finite()
+}
+
+/// The log-axis ranges that hold every drawable point, padded; one x or one y value (a
+/// single context length) gets a range around it.
+fn ranges(series: &[Series]) -> Option<((f64, f64), (f64, f64))> {
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y, lo, hi) in pts.filter(|p| p.0 > 0.0 && p.1 > 0.0) {
+    for &(x, y, lo, hi) in series
+        .iter()
+        .flat_map(|s| &s.points)
+        .filter(|p| drawable(p))
+    {
         x0 = x0.min(x);
         x1 = x1.max(x);
         for v in [y, lo, hi] {
@@ -96,18 +78,91 @@ where
             }
         }
     }
-    if !(x0 < x1 && y0 <= y1) {
-        anyhow::bail!("nothing to plot");
+    if x0 > x1 {
+        return None;
     }
+    Some(((x0 / 1.2, x1 * 1.2), (y0 / 1.2, y1 * 1.2)))
+}
+
+/// Writes `<stem>.svg` and `<stem>.png` (each to a temporary name first, then renamed, so
+/// an interrupted or failed write never leaves half a plot): log-log axes; points with x or
+/// y <= 0 are left out. Returns `Drawn::Empty`, writing nothing, when no point is drawable.
+pub fn loglog(
+    stem: &Path,
+    labels: &Labels,
+    series: &[Series],
+    reference: Option<(f64, f64)>,
+) -> Result<Drawn> {
+    let Some(ranges) = ranges(series) else {
+        eprintln!(
+            "note: {}.svg/png skipped: no positive value to draw on log axes",
+            stem.display()
+        );
+        return Ok(Drawn::Empty);
+    };
+    register_font();
+    let svg = stem.with_extension("svg");
+    let png = stem.with_extension("png");
+    // The bitmap encoder picks its format from the extension: keep it last.
+    let (svg_tmp, png_tmp) = (
+        stem.with_extension("tmp.svg"),
+        stem.with_extension("tmp.png"),
+    );
+    let written = draw(
+        SVGBackend::new(&svg_tmp, SIZE).into_drawing_area(),
+        labels,
+        series,
+        reference,
+        ranges,
+    )
+    .with_context(|| format!("drawing {}", svg.display()))
+    .and_then(|()| {
+        draw(
+            BitMapBackend::new(&png_tmp, SIZE).into_drawing_area(),
+            labels,
+            series,
+            reference,
+            ranges,
+        )
+        .with_context(|| format!("drawing {}", png.display()))
+    })
+    .and_then(|()| {
+        std::fs::rename(&svg_tmp, &svg)?;
+        std::fs::rename(&png_tmp, &png)?;
+        Ok(())
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&svg_tmp);
+        let _ = std::fs::remove_file(&png_tmp);
+    }
+    written.map(|()| Drawn::Written)
+}
+
+/// Runs the plots of a finished piece of work: a failure to draw is reported as a warning,
+/// never an error, since the data they show is already written.
+pub fn after_results(what: &str, plots: impl FnOnce() -> Result<()>) {
+    if let Err(e) = plots() {
+        eprintln!("warning: the {what} plots were not written ({e:#}); the results are complete");
+    }
+}
+
+fn draw<DB: DrawingBackend>(
+    area: DrawingArea<DB, Shift>,
+    labels: &Labels,
+    series: &[Series],
+    reference: Option<(f64, f64)>,
+    ((x0, x1), (y0, y1)): ((f64, f64), (f64, f64)),
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    area.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let mut chart = ChartBuilder::on(&area)
         .caption(labels.title, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(80)
-        .build_cartesian_2d(
-            (x0 / 1.2..x1 * 1.2).log_scale(),
-            (y0 / 1.2..y1 * 1.2).log_scale(),
-        )
+        .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     chart
         .configure_mesh()
@@ -120,12 +175,7 @@ where
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let valid: Vec<_> = s
-            .points
-            .iter()
-            .filter(|p| p.0 > 0.0 && p.1 > 0.0)
-            .copied()
-            .collect();
+        let valid: Vec<_> = s.points.iter().filter(|p| drawable(p)).copied().collect();
         chart
             .draw_series(LineSeries::new(
                 valid.iter().map(|p| (p.0, p.1)),
@@ -138,7 +188,7 @@ where
             });
         chart
             .draw_series(valid.iter().map(|p| {
-                ErrorBar::new_vertical(p.0, p.2.max(y0 / 1.2), p.1, p.3, color.filled(), 6)
+                ErrorBar::new_vertical(p.0, p.2.max(y0), p.1, p.3.min(y1), color.filled(), 6)
             }))
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         if let Some((slope, intercept)) = s.fit {
@@ -148,8 +198,8 @@ where
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         }
     }
-    if let Some(y_at_x0) = reference {
-        let line = [x0, x1].map(|x| (x, y_at_x0 * x0 / x));
+    if let Some((x_ref, y_ref)) = reference {
+        let line = [x0, x1].map(|x| (x, y_ref * x_ref / x));
         chart
             .draw_series(DashedLineSeries::new(line, 3, 3, BLACK.stroke_width(1)))
             .map_err(|e| anyhow::anyhow!("{e:?}"))?
@@ -204,7 +254,7 @@ pub fn variance_plot(dir: &Path, s: &Summary) -> Result<()> {
             fit: f.slope_n.as_ref().map(|sl| (sl.slope, sl.intercept)),
         })
         .collect();
-    let reference = s.points.first().map(|p| p.sites[0].variance);
+    let reference = s.points.first().map(|p| (p.n as f64, p.sites[0].variance));
     loglog(
         &dir.join("variance"),
         &Labels {
@@ -241,21 +291,19 @@ fn snr_plots(dir: &Path, s: &Summary) -> Result<()> {
             fit: None,
         })
         .collect();
-    if snr.iter().any(|x| x.points.iter().any(|p| p.1 > 0.0)) {
-        loglog(
-            &dir.join("snr"),
-            &Labels {
-                title: &format!(
-                    "{}: SNR against n (positive values)",
-                    s.config.preset.name()
-                ),
-                x: "context length n",
-                y: "SNR = (|mu|^2 - V/S) / V",
-            },
-            &snr,
-            None,
-        )?;
-    }
+    loglog(
+        &dir.join("snr"),
+        &Labels {
+            title: &format!(
+                "{}: SNR against n (positive values)",
+                s.config.preset.name()
+            ),
+            x: "context length n",
+            y: "SNR = (|mu|^2 - V/S) / V",
+        },
+        &snr,
+        None,
+    )?;
     let accuracy: Vec<Series> = sites
         .map(|i| Series {
             label: s.fits[i].site.clone(),
@@ -326,6 +374,62 @@ pub fn controls_plot(path: &Path, summaries: &[Summary]) -> Result<()> {
             y: "V(n) / V(n_min)",
         },
         &series,
-        Some(1.0),
+        summaries
+            .iter()
+            .filter_map(|s| s.points.first())
+            .map(|p| p.n as f64)
+            .reduce(f64::min)
+            .map(|n_min| (n_min, 1.0)),
     )
+    .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(points: Vec<(f64, f64, f64, f64)>) -> Vec<Series> {
+        vec![Series {
+            label: "s".into(),
+            points,
+            fit: Some((-1.0, 0.0)),
+        }]
+    }
+
+    const LABELS: Labels = Labels {
+        title: "t",
+        x: "x",
+        y: "y",
+    };
+
+    #[test]
+    fn a_single_point_is_drawn_with_a_range_around_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let stem = dir.path().join("one");
+        let drawn = loglog(
+            &stem,
+            &LABELS,
+            &series(vec![(256.0, 0.5, 0.5, 0.5)]),
+            Some((256.0, 0.5)),
+        )
+        .unwrap();
+        assert_eq!(drawn, Drawn::Written);
+        assert!(stem.with_extension("svg").exists() && stem.with_extension("png").exists());
+        let ((x0, x1), (y0, y1)) = ranges(&series(vec![(256.0, 0.5, 0.5, 0.5)])).unwrap();
+        assert!(x0 < 256.0 && 256.0 < x1 && y0 < 0.5 && 0.5 < y1);
+    }
+
+    #[test]
+    fn nothing_drawable_writes_nothing_and_is_no_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let stem = dir.path().join("none");
+        let points = vec![
+            (16.0, -0.1, -0.2, 0.0),
+            (32.0, 0.0, -0.1, 0.1),
+            (0.0, 1.0, 1.0, 1.0),
+        ];
+        let drawn = loglog(&stem, &LABELS, &series(points), None).unwrap();
+        assert_eq!(drawn, Drawn::Empty);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 }

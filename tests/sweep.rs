@@ -266,6 +266,62 @@ fn cli_shards_in_two_directories_merge_with_report() {
     assert!(merged.join("variance.svg").exists() && merged.join("variance.png").exists());
 }
 
+/// A sweep whose plots have little or nothing to draw (one length: a single x; clt's SNR
+/// hovers around 0, so often no positive value) still finishes with exit 0, writes every
+/// preset's results, and runs the presets after it. It used to exit 1 with "nothing to
+/// plot" after measuring every point, and every rerun failed the same way.
+#[test]
+fn cli_sweep_with_little_to_plot_finishes_every_preset() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    for lengths in ["64", "32,64,128"] {
+        for _ in 0..2 {
+            // The second run resumes from disk and must finish the same way.
+            let o = ceiling(&[
+                "sweep",
+                "--preset",
+                "clt,ar1",
+                "--lengths",
+                lengths,
+                "--samples",
+                "16",
+                "--bootstrap",
+                "20",
+                "--out",
+                out,
+            ]);
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success(), "--lengths {lengths}: {stderr}");
+            assert!(!stderr.contains("nothing to plot"), "{stderr}");
+            for preset in ["clt", "ar1"] {
+                let summary = dir.path().join(preset).join("summary.json");
+                assert!(summary.exists(), "{preset}: no summary.json\n{stderr}");
+                assert!(dir.path().join(preset).join("variance.svg").exists());
+            }
+        }
+        std::fs::remove_dir_all(dir.path().join("clt")).unwrap();
+        std::fs::remove_dir_all(dir.path().join("ar1")).unwrap();
+    }
+    // No temporary plot files are left behind.
+    let tmp = walk(dir.path())
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp"));
+    assert!(tmp.is_none(), "{tmp:?}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 #[test]
 fn cli_refuses_contradictory_or_bad_flags_before_gpu_work() {
     for (args, needle) in [

@@ -76,7 +76,9 @@ pub fn run(args: Args) -> Result<()> {
         let dir = args.out.join(slug);
         results::write_json(&dir.join("summary.json"), &s)?;
         results::write_csv(&dir.join("points.csv"), &s)?;
-        crate::plot::variance_plot(&dir, &s)?;
+        crate::plot::after_results(s.config.preset.name(), || {
+            crate::plot::variance_plot(&dir, &s)
+        });
         summaries.push(s);
     }
     for s in &summaries {
@@ -90,7 +92,9 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     super::sweep::print_table(&summaries);
-    crate::plot::controls_plot(&args.out.join("controls"), &summaries)?;
+    crate::plot::after_results("controls", || {
+        crate::plot::controls_plot(&args.out.join("controls"), &summaries)
+    });
     eprintln!("merged results: {}", args.out.display());
     Ok(())
 }

@@ -189,11 +189,15 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
         let mut bar = Bars::default();
         let summary = sweep::run_sweep(&gpu, cfg, &dir, shard, &mut bar)
             .with_context(|| format!("sweep of preset {}", cfg.preset.name()))?;
-        crate::plot::variance_plot(&dir, &summary)?;
+        crate::plot::after_results(cfg.preset.name(), || {
+            crate::plot::variance_plot(&dir, &summary)
+        });
         summaries.push(summary);
     }
     print_table(&summaries);
-    crate::plot::controls_plot(&args.out.join("controls"), &summaries)?;
+    crate::plot::after_results("controls", || {
+        crate::plot::controls_plot(&args.out.join("controls"), &summaries)
+    });
     eprintln!(
         "results: {} (summary.json, points.csv, variance.svg/png per preset; controls.svg/png)",
         args.out.display()
