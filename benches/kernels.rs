@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use ceiling_core::kernel::{Activation, AttentionShape, MatmulShape};
 use ceiling_core::model::{FfnActivation, ModelConfig, ModelWeights, RandomInput};
-use ceiling_host::kernels::{self, attention::subgroup_fits, AttentionKernel, MatmulTiles};
+use ceiling_host::kernels::{
+    self, AttentionKernel, AttentionPlan, MatmulKernel, MatmulPlan, MatmulTiles, Vec4Tiles,
+};
 use ceiling_host::model::GpuModel;
 use ceiling_host::timing::{
     self, BenchReport, BenchResult, Clock, CopyBench, Measurement, Peak, Stats, Timer, BENCH_SCHEMA,
@@ -240,16 +242,21 @@ impl<'g> Bench<'g> {
         label: &str,
         shape: MatmulShape,
         p: Precision,
-        tiles: MatmulTiles,
+        kernel: MatmulKernel,
     ) {
-        let tile = format!("{}x{}x{}", tiles.wg_x, tiles.wg_y, tiles.tile_k);
+        // The plan the launcher will run names the case: what was measured, never re-derived.
+        let plan = match MatmulPlan::choose(self.gpu, &shape, kernel) {
+            Ok(plan) => plan,
+            Err(e) => return self.skip(&format!("matmul/{label}/{p}/{kernel:?}"), e.to_string()),
+        };
+        let tile = plan.to_string().replace(' ', "-");
         let (m, k, n, batch) = (shape.m, shape.k, shape.n, shape.batch);
         let es = p.size() as f64;
         let case = Case {
             name: format!("matmul/{label}/{p}/{tile}"),
             kernel: "matmul",
             precision: p,
-            variant: format!("tiles {tile}, trans_b {}", shape.trans_b),
+            variant: format!("{plan}, trans_b {}", shape.trans_b),
             shape: shape_of(&[
                 ("batch", batch),
                 ("m", m),
@@ -283,8 +290,9 @@ impl<'g> Bench<'g> {
                     None,
                     Activation::None,
                     &out,
-                    tiles,
+                    kernel,
                 )
+                .map(|_| ())
             }))
         });
     }
@@ -295,16 +303,17 @@ impl<'g> Bench<'g> {
             Size::Small => (&[256, 512], 256, 256),
             Size::Large => (&[1024, 2048, 4096], 2048, 1024),
         };
+        // Each shape with the chosen plan and with the scalar kernel it replaced.
+        let kernels = [
+            MatmulKernel::Auto,
+            MatmulKernel::Scalar(MatmulTiles::default()),
+        ];
         for p in Precision::ALL {
             for &s in squares {
-                let shape = MatmulShape::new(s, s, s);
-                self.matmul_case(
-                    &mut g,
-                    &format!("square-{s}"),
-                    shape,
-                    p,
-                    MatmulTiles::default(),
-                );
+                for kernel in kernels {
+                    let shape = MatmulShape::new(s, s, s);
+                    self.matmul_case(&mut g, &format!("square-{s}"), shape, p, kernel);
+                }
             }
             // The linear layers of a transformer block: x [rows, d] times W^T.
             for (label, k, n) in [
@@ -315,40 +324,37 @@ impl<'g> Bench<'g> {
                 let mut shape = MatmulShape::new(rows, k, n);
                 shape.trans_b = true;
                 let label = format!("{label}-{rows}x{k}x{n}");
-                self.matmul_case(&mut g, &label, shape, p, MatmulTiles::default());
+                for kernel in kernels {
+                    self.matmul_case(&mut g, &label, shape, p, kernel);
+                }
             }
         }
-        // Tiling: workgroup WG_X x WG_Y threads with 4 x 4 outputs each, K in TILE_K steps.
+        // Tiling of the vec4 kernel: WG_X x WG_Y invocations with 16 x 8 outputs each, K in
+        // stages of BK. (The default 8x8x16 ran above.)
         let s = match self.size {
             Size::Small => 512,
             Size::Large => 4096,
         };
         let tiles = [
-            (8, 8, 8),
-            (8, 8, 16),
             (8, 8, 32),
-            (16, 16, 8),
-            (16, 16, 32),
             (16, 8, 16),
             (8, 16, 16),
-            (32, 8, 16),
+            (16, 16, 16),
+            (4, 8, 16),
         ];
         for p in Precision::ALL {
-            for &(wg_x, wg_y, tile_k) in &tiles {
-                // f16 on lavapipe: only the tilings that were close to the best in f32.
-                if self.size == Size::Small
-                    && p == Precision::F16
-                    && !matches!((wg_x, wg_y, tile_k), (8, 8, 32) | (16, 16, 32))
-                {
+            for &(wg_x, wg_y, bk) in &tiles {
+                // f16 on lavapipe: f32 picks the tiling, f16 follows it.
+                if self.size == Size::Small && p == Precision::F16 {
                     continue;
                 }
-                let t = MatmulTiles { wg_x, wg_y, tile_k };
+                let t = Vec4Tiles { wg_x, wg_y, bk };
                 self.matmul_case(
                     &mut g,
                     &format!("square-{s}"),
                     MatmulShape::new(s, s, s),
                     p,
-                    t,
+                    MatmulKernel::Vec4(t),
                 );
             }
         }
@@ -395,16 +401,33 @@ impl<'g> Bench<'g> {
         let bytes = (4 * shape.q_len() * p.size()) as f64;
         let mask = if shape.causal { "causal" } else { "full" };
         let label = format!("n{n}-hd{hd}-{mask}");
-        let auto = if subgroup_fits(self.gpu, &shape) {
-            "subgroup"
-        } else {
-            "portable"
+        // The plan Auto chooses, then every other plan that runs here (named by the plan
+        // the launcher returns, never re-derived), then the unfused baseline.
+        let auto = match AttentionPlan::choose(self.gpu, &shape, AttentionKernel::Auto) {
+            Ok(plan) => plan,
+            Err(e) => return self.skip(&format!("attention/{label}/{p}"), e.to_string()),
         };
-        let mut kinds = vec![("fused", AttentionKernel::Auto, auto)];
-        if auto != "portable" {
-            kinds.push(("fused-portable", AttentionKernel::Portable, "portable"));
+        let mut kinds = vec![("fused".to_string(), AttentionKernel::Auto, auto.to_string())];
+        for kernel in [
+            AttentionKernel::Rows { wg: 8, rows: 1 },
+            AttentionKernel::Rows { wg: 8, rows: 4 },
+            AttentionKernel::Rows { wg: 16, rows: 0 },
+            AttentionKernel::Rows { wg: 32, rows: 0 },
+            AttentionKernel::Portable,
+            AttentionKernel::Subgroup,
+        ] {
+            if let Ok(plan) = AttentionPlan::choose(self.gpu, &shape, kernel) {
+                if plan != auto {
+                    let kind = format!("fused-{}", plan.to_string().replace(' ', "-"));
+                    kinds.push((kind, kernel, plan.to_string()));
+                }
+            }
         }
-        kinds.push(("unfused", AttentionKernel::Auto, "matmul+softmax+matmul"));
+        kinds.push((
+            "unfused".into(),
+            AttentionKernel::Auto,
+            "matmul+softmax+matmul".into(),
+        ));
         for (kind, kernel, variant) in kinds {
             let case = Case {
                 name: format!("attention/{label}/{p}/{kind}"),
@@ -458,6 +481,7 @@ impl<'g> Bench<'g> {
                         kernels::attention_unfused(gpu, &shape, q, k, v, None, &out)
                     } else {
                         kernels::attention(gpu, &shape, q, k, v, None, &out, Some(&stats), kernel)
+                            .map(|_| ())
                     }
                 }))
             });

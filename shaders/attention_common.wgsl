@@ -1,5 +1,5 @@
 // What the fused attention kernels share: parameters, bindings, the mask, and the per-row
-// statistics. Prepended to attention.wgsl and attention_subgroup.wgsl.
+// statistics. Prepended to attention.wgsl, attention_rows.wgsl and attention_subgroup.wgsl.
 
 struct Params {
     heads: u32,
@@ -73,6 +73,17 @@ fn accumulate(r: ptr<function, RowSoftmax>, s: f32) -> f32 {
     (*r).l += w;
     (*r).q2 += w * w;
     (*r).tt += w * z;
+    return w;
+}
+
+// Adds four keys of scores s <= m where visible; returns their weights e^(s - m), 0 for
+// hidden keys (which then add nothing).
+fn accumulate4(r: ptr<function, RowSoftmax>, s: vec4<f32>, visible: vec4<bool>) -> vec4<f32> {
+    let z = select(vec4<f32>(0.0), s - (*r).m, visible);
+    let w = select(vec4<f32>(0.0), exp(z), visible);
+    (*r).l += dot(w, vec4<f32>(1.0));
+    (*r).q2 += dot(w, w);
+    (*r).tt += dot(w, z);
     return w;
 }
 

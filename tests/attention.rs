@@ -1,15 +1,25 @@
-//! Fused attention (portable and subgroup) and the unfused baseline against the f64 reference.
+//! Fused attention (rows, portable and subgroup) and the unfused baseline against the f64
+//! reference.
 
 mod common;
 
 use ceiling_core::kernel::AttentionShape;
 use ceiling_core::reference;
-use ceiling_host::kernels::{self, AttentionKernel, STATS_PER_ROW};
+use ceiling_host::kernels::{self, attention::ROWS_WG, AttentionKernel, STATS_PER_ROW};
 use ceiling_shaders::Precision;
 use common::*;
 
 fn kernels_to_test() -> Vec<AttentionKernel> {
-    let mut k = vec![AttentionKernel::Portable];
+    let mut k = vec![
+        AttentionKernel::Auto,
+        AttentionKernel::Rows {
+            wg: ROWS_WG,
+            rows: 0,
+        },
+        // Rows per workgroup that divide nothing.
+        AttentionKernel::Rows { wg: 5, rows: 2 },
+        AttentionKernel::Portable,
+    ];
     if gpu().has_subgroups() {
         k.push(AttentionKernel::Subgroup);
     } else if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -157,6 +167,10 @@ fn fused_attention_matches_reference_across_shapes() {
         case(1, 1, 1, 9, 31, 200, true, true),
         case(1, 2, 1, 18, 18, 256, true, false),
         case(1, 1, 1, 70, 9, 48, false, false),
+        // Head dims that are not multiples of 4 (the rows kernel pads to vec4s).
+        case(1, 1, 1, 3, 5, 1, false, false),
+        case(1, 2, 1, 13, 21, 30, true, true),
+        case(2, 3, 3, 40, 35, 61, true, false),
     ] {
         check(&c, &kinds, &mut rng);
     }

@@ -4,7 +4,7 @@ mod common;
 
 use ceiling_core::kernel::{Activation, MatmulShape, SoftmaxShape};
 use ceiling_core::reference;
-use ceiling_host::kernels::{self, MatmulTiles};
+use ceiling_host::kernels::{self, MatmulKernel, MatmulPlan, MatmulTiles, Vec4Tiles};
 use ceiling_host::HostError;
 use ceiling_shaders::Precision;
 use common::*;
@@ -15,9 +15,9 @@ fn run_matmul(
     bias: bool,
     residual: bool,
     act: Activation,
-    tiles: MatmulTiles,
+    kernel: MatmulKernel,
     rng: &mut rand_chacha::ChaCha8Rng,
-) {
+) -> MatmulPlan {
     let gpu = gpu();
     let a = random(rng, shape.a_len());
     let b = random(rng, shape.b_len());
@@ -31,7 +31,7 @@ fn run_matmul(
         up("r", &res_v),
     );
     let out = gpu.nan_tensor("out", shape.out_len(), precision).unwrap();
-    kernels::matmul(
+    let plan = kernels::matmul(
         gpu,
         &shape,
         &ta,
@@ -40,7 +40,7 @@ fn run_matmul(
         residual.then_some(&tres),
         act,
         &out,
-        tiles,
+        kernel,
     )
     .unwrap();
     let got = gpu.download(&out).unwrap();
@@ -53,11 +53,12 @@ fn run_matmul(
         act,
     );
     assert_close(
-        &format!("matmul {shape:?} {precision} bias={bias} res={residual} {act:?}"),
+        &format!("matmul {shape:?} {precision} bias={bias} res={residual} {act:?} ({plan})"),
         &got,
         &want,
         tolerance(precision),
     );
+    plan
 }
 
 #[test]
@@ -73,15 +74,20 @@ fn matmul_matches_reference_on_awkward_shapes() {
             (130, 257, 66),
             (256, 64, 256),
         ] {
-            run_matmul(
-                MatmulShape::new(m, k, n),
-                precision,
-                false,
-                false,
-                Activation::None,
-                MatmulTiles::default(),
-                &mut rng,
-            );
+            for kernel in [
+                MatmulKernel::Auto,
+                MatmulKernel::Scalar(MatmulTiles::default()),
+            ] {
+                run_matmul(
+                    MatmulShape::new(m, k, n),
+                    precision,
+                    false,
+                    false,
+                    Activation::None,
+                    kernel,
+                    &mut rng,
+                );
+            }
         }
     }
 }
@@ -102,7 +108,7 @@ fn matmul_epilogues_and_layouts() {
                 true,
                 act == Activation::Gelu,
                 act,
-                MatmulTiles::default(),
+                MatmulKernel::Auto,
                 &mut rng,
             );
         }
@@ -121,7 +127,7 @@ fn matmul_epilogues_and_layouts() {
             false,
             true,
             Activation::None,
-            MatmulTiles::default(),
+            MatmulKernel::Auto,
             &mut rng,
         );
     }
@@ -153,7 +159,7 @@ fn matmul_tile_overrides() {
             true,
             false,
             Activation::None,
-            tiles,
+            MatmulKernel::Scalar(tiles),
             &mut rng,
         );
     }
@@ -166,22 +172,137 @@ fn matmul_larger_than_one_binding_is_split() {
     let mut rng = rng("matmul-split");
     let k = 64;
     let m = (gpu.max_binding() as usize / (4 * k)) + 1000;
-    let shape = MatmulShape::new(m, k, 3);
-    eprintln!(
-        "a is {} MiB, binding limit {} MiB",
-        (shape.a_len() * 4) >> 20,
-        gpu.max_binding() >> 20
-    );
-    assert!((shape.a_len() * 4) as u64 > gpu.max_binding());
-    run_matmul(
-        shape,
-        Precision::F32,
-        true,
-        false,
-        Activation::None,
-        MatmulTiles::default(),
-        &mut rng,
-    );
+    // n = 3: the scalar kernel; n = 4: the vec4 kernel.
+    for n in [3, 4] {
+        let shape = MatmulShape::new(m, k, n);
+        eprintln!(
+            "a is {} MiB, binding limit {} MiB",
+            (shape.a_len() * 4) >> 20,
+            gpu.max_binding() >> 20
+        );
+        assert!((shape.a_len() * 4) as u64 > gpu.max_binding());
+        run_matmul(
+            shape,
+            Precision::F32,
+            true,
+            false,
+            Activation::None,
+            MatmulKernel::Auto,
+            &mut rng,
+        );
+    }
+}
+
+/// The vec4 kernel: checked on shapes its 128 x 64 x 16 block does not divide (any m, k and
+/// n multiples of 4), unchecked only where it does; both layouts of b, batches sharing b,
+/// every epilogue, f32 and f16.
+#[test]
+fn vec4_matmul_matches_reference_checked_and_unchecked() {
+    let mut rng = rng("matmul-vec4");
+    let unchecked = |plan: MatmulPlan| matches!(plan, MatmulPlan::Vec4 { checked: false, .. });
+    for precision in precisions() {
+        for (m, k, n) in [
+            (1, 4, 4),
+            (7, 12, 20),
+            (63, 68, 36),
+            (65, 4, 132),
+            (130, 260, 68),
+        ] {
+            for trans_b in [false, true] {
+                let mut shape = MatmulShape::new(m, k, n);
+                shape.trans_b = trans_b;
+                let plan = run_matmul(
+                    shape,
+                    precision,
+                    false,
+                    false,
+                    Activation::None,
+                    MatmulKernel::Auto,
+                    &mut rng,
+                );
+                assert!(
+                    matches!(plan, MatmulPlan::Vec4 { checked: true, .. }),
+                    "{plan}"
+                );
+            }
+        }
+        for trans_b in [false, true] {
+            let shape = MatmulShape {
+                batch: 6,
+                m: 128,
+                k: 48,
+                n: 64,
+                trans_b,
+                b_group: 3,
+            };
+            let plan = run_matmul(
+                shape,
+                precision,
+                false,
+                true,
+                Activation::None,
+                MatmulKernel::Auto,
+                &mut rng,
+            );
+            assert!(unchecked(plan), "{plan}");
+        }
+        for act in [
+            Activation::None,
+            Activation::Gelu,
+            Activation::GeluTanh,
+            Activation::Silu,
+        ] {
+            let plan = run_matmul(
+                MatmulShape::new(128, 32, 128),
+                precision,
+                true,
+                act != Activation::None,
+                act,
+                MatmulKernel::Auto,
+                &mut rng,
+            );
+            assert!(unchecked(plan), "{plan}");
+        }
+        // Other workgroup shapes and k stages through the plan.
+        for tiles in [
+            Vec4Tiles {
+                wg_x: 4,
+                wg_y: 8,
+                bk: 8,
+            },
+            Vec4Tiles {
+                wg_x: 16,
+                wg_y: 4,
+                bk: 32,
+            },
+        ] {
+            run_matmul(
+                MatmulShape::new(70, 96, 136),
+                precision,
+                true,
+                false,
+                Activation::Silu,
+                MatmulKernel::Vec4(tiles),
+                &mut rng,
+            );
+        }
+    }
+}
+
+/// Auto takes the scalar kernel where a row of b or out would not start on a vec4, and an
+/// explicit vec4 request on such a shape is refused with the reason.
+#[test]
+fn vec4_matmul_is_never_chosen_for_shapes_it_cannot_run() {
+    let gpu = gpu();
+    for (k, n) in [(3, 4), (4, 6), (65, 33)] {
+        let shape = MatmulShape::new(8, k, n);
+        let plan = MatmulPlan::choose(gpu, &shape, MatmulKernel::Auto).unwrap();
+        assert!(matches!(plan, MatmulPlan::Scalar(_)), "k {k} n {n}: {plan}");
+        let err = MatmulPlan::choose(gpu, &shape, MatmulKernel::Vec4(Vec4Tiles::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("divisible by 4"), "{err}");
+    }
 }
 
 fn norm_case(rows: usize, cols: usize, precision: Precision, rng: &mut rand_chacha::ChaCha8Rng) {
@@ -316,7 +437,7 @@ fn bad_input_gets_clear_errors() {
         None,
         Activation::None,
         &out,
-        MatmulTiles::default(),
+        MatmulKernel::Auto,
     )
     .unwrap_err();
     assert!(
@@ -333,7 +454,7 @@ fn bad_input_gets_clear_errors() {
         None,
         Activation::None,
         &out,
-        MatmulTiles::default(),
+        MatmulKernel::Auto,
     )
     .unwrap_err();
     assert!(err.to_string().contains("m must be at least 1"), "{err}");
@@ -347,11 +468,11 @@ fn bad_input_gets_clear_errors() {
         None,
         Activation::None,
         &out,
-        MatmulTiles {
+        MatmulKernel::Scalar(MatmulTiles {
             wg_x: 64,
             wg_y: 64,
             tile_k: 16,
-        },
+        }),
     )
     .unwrap_err();
     assert!(matches!(err, HostError::Limit { .. }), "{err}");
@@ -430,7 +551,7 @@ fn threads_sharing_the_device_read_their_own_finished_results() {
                         None,
                         Activation::None,
                         &out,
-                        MatmulTiles::default(),
+                        MatmulKernel::Auto,
                     )
                     .unwrap();
                     let want = reference::matmul(

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use ceiling_core::kernel::{Activation, MatmulShape};
-use ceiling_host::kernels::{self, MatmulTiles};
+use ceiling_host::kernels::{self, MatmulKernel};
 use ceiling_host::timing::{
     measure, BenchReport, BenchResult, Clock, CopyBench, MeasureConfig, Peak, Timer, BENCH_SCHEMA,
     METHOD_TIMESTAMP, METHOD_WALL,
@@ -43,8 +43,19 @@ fn timers_give_positive_finite_durations() {
         .unwrap();
     let run = |i: usize| {
         let (a, b) = &sets[i % sets.len()];
-        let tiles = MatmulTiles::default();
-        kernels::matmul(gpu, &shape, a, b, None, None, Activation::None, &out, tiles)
+        let kernel = MatmulKernel::Auto;
+        kernels::matmul(
+            gpu,
+            &shape,
+            a,
+            b,
+            None,
+            None,
+            Activation::None,
+            &out,
+            kernel,
+        )
+        .map(|_| ())
     };
     let config = MeasureConfig {
         warmup: 1,

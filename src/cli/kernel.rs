@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use ceiling_core::kernel::{Activation, AttentionShape, MatmulShape, SoftmaxShape};
-use ceiling_host::kernels::{self, AttentionKernel, MatmulTiles, STATS_PER_ROW};
+use ceiling_host::kernels::{self, AttentionKernel, MatmulKernel, STATS_PER_ROW};
 use ceiling_host::{AdapterRequest, Gpu, Tensor};
 use ceiling_shaders::Precision;
 use safetensors::{Dtype, SafeTensors};
@@ -72,8 +72,11 @@ pub struct AttentionArgs {
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum KernelChoice {
-    /// The subgroup kernel where the adapter supports it for this shape, else portable.
+    /// The subgroup kernel on GPUs where it fits this shape, else rows.
     Auto,
+    /// One query row per invocation.
+    Rows,
+    /// Several invocations per query row.
     Portable,
     Subgroup,
     /// Scores in memory, softmax, then weights x v (no lse / n_eff / entropy).
@@ -199,7 +202,7 @@ fn attention(args: AttentionArgs, adapter: &AdapterRequest) -> Result<()> {
     let out = gpu.nan_tensor("out", shape.q_len(), precision)?;
     let rows = vec![batch, heads, n_q];
     let mut outputs = Vec::new();
-    let kernel_name = if args.kernel == KernelChoice::Unfused {
+    let kernel_name: String = if args.kernel == KernelChoice::Unfused {
         kernels::attention_unfused(&gpu, &shape, &qt, &kt, &vt, mask_t.as_ref(), &out)
             .context("attention (unfused) failed")?;
         outputs.push(Output::new(
@@ -208,15 +211,19 @@ fn attention(args: AttentionArgs, adapter: &AdapterRequest) -> Result<()> {
             gpu.download(&out)?,
             precision,
         ));
-        "unfused"
+        "unfused".into()
     } else {
         let kernel = match args.kernel {
+            KernelChoice::Rows => AttentionKernel::Rows {
+                wg: kernels::attention::ROWS_WG,
+                rows: 0,
+            },
             KernelChoice::Portable => AttentionKernel::Portable,
             KernelChoice::Subgroup => AttentionKernel::Subgroup,
             _ => AttentionKernel::Auto,
         };
         let stats = gpu.nan_tensor("stats", shape.rows() * STATS_PER_ROW, Precision::F32)?;
-        kernels::attention(
+        let plan = kernels::attention(
             &gpu,
             &shape,
             &qt,
@@ -245,16 +252,7 @@ fn attention(args: AttentionArgs, adapter: &AdapterRequest) -> Result<()> {
                 .collect();
             outputs.push(Output::new(name, rows.clone(), col, Precision::F32));
         }
-        let subgroup = match kernel {
-            AttentionKernel::Subgroup => true,
-            AttentionKernel::Portable => false,
-            AttentionKernel::Auto => kernels::attention::subgroup_fits(&gpu, &shape),
-        };
-        if subgroup {
-            "subgroup"
-        } else {
-            "portable"
-        }
+        plan.to_string()
     };
     let elapsed = start.elapsed();
     let options = format!(
@@ -320,7 +318,7 @@ fn matmul(args: MatmulArgs, adapter: &AdapterRequest) -> Result<()> {
         .transpose()?;
     let out = gpu.nan_tensor("out", shape.out_len(), precision)?;
     let act: Activation = args.activation.into();
-    kernels::matmul(
+    let plan = kernels::matmul(
         &gpu,
         &shape,
         &at,
@@ -329,7 +327,7 @@ fn matmul(args: MatmulArgs, adapter: &AdapterRequest) -> Result<()> {
         res_t.as_ref(),
         act,
         &out,
-        MatmulTiles::default(),
+        MatmulKernel::Auto,
     )
     .context("matmul failed")?;
     let outputs = vec![Output::new(
@@ -340,7 +338,7 @@ fn matmul(args: MatmulArgs, adapter: &AdapterRequest) -> Result<()> {
     )];
     let elapsed = start.elapsed();
     let what = format!(
-        "matmul a {:?} x b {:?}{}{}, activation {act:?}",
+        "matmul ({plan}) a {:?} x b {:?}{}{}, activation {act:?}",
         a.shape,
         b.shape,
         if bias_t.is_some() { " + bias" } else { "" },

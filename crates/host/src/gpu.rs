@@ -202,6 +202,11 @@ impl Gpu {
         self.features.contains(wgpu::Features::SHADER_F16)
     }
 
+    /// Whether the adapter runs on the CPU (lavapipe, llvmpipe, WARP, SwiftShader).
+    pub fn is_cpu(&self) -> bool {
+        self.summary.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
+    }
+
     pub fn has_subgroups(&self) -> bool {
         self.features.contains(wgpu::Features::SUBGROUP)
     }

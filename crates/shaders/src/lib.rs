@@ -49,9 +49,13 @@ impl fmt::Display for Precision {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Family {
     Matmul,
+    /// Register-tiled matmul on vec4 loads and stores (k and n multiples of 4).
+    MatmulVec4,
     Norm,
     Softmax,
     Attention,
+    /// Attention with one query row per invocation, whole dot products, no reductions.
+    AttentionRows,
     /// Attention with subgroup reductions; needs the adapter's subgroup feature.
     AttentionSubgroup,
     Rope,
@@ -60,11 +64,13 @@ pub enum Family {
 }
 
 impl Family {
-    pub const ALL: [Family; 8] = [
+    pub const ALL: [Family; 10] = [
         Family::Matmul,
+        Family::MatmulVec4,
         Family::Norm,
         Family::Softmax,
         Family::Attention,
+        Family::AttentionRows,
         Family::AttentionSubgroup,
         Family::Rope,
         Family::Elementwise,
@@ -74,9 +80,11 @@ impl Family {
     pub fn file_name(self) -> &'static str {
         match self {
             Family::Matmul => "matmul.wgsl",
+            Family::MatmulVec4 => "matmul_vec4.wgsl",
             Family::Norm => "norm.wgsl",
             Family::Softmax => "softmax.wgsl",
             Family::Attention => "attention.wgsl",
+            Family::AttentionRows => "attention_rows.wgsl",
             Family::AttentionSubgroup => "attention_subgroup.wgsl",
             Family::Rope => "rope.wgsl",
             Family::Elementwise => "elementwise.wgsl",
@@ -87,9 +95,11 @@ impl Family {
     fn body(self) -> &'static str {
         match self {
             Family::Matmul => include_str!("../../../shaders/matmul.wgsl"),
+            Family::MatmulVec4 => include_str!("../../../shaders/matmul_vec4.wgsl"),
             Family::Norm => include_str!("../../../shaders/norm.wgsl"),
             Family::Softmax => include_str!("../../../shaders/softmax.wgsl"),
             Family::Attention => include_str!("../../../shaders/attention.wgsl"),
+            Family::AttentionRows => include_str!("../../../shaders/attention_rows.wgsl"),
             Family::AttentionSubgroup => include_str!("../../../shaders/attention_subgroup.wgsl"),
             Family::Rope => include_str!("../../../shaders/rope.wgsl"),
             Family::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
@@ -100,7 +110,9 @@ impl Family {
     /// WGSL shared by the variants of one kernel, prepended to the family's file.
     fn shared(self) -> &'static str {
         match self {
-            Family::Attention | Family::AttentionSubgroup => ATTENTION_COMMON,
+            Family::Attention | Family::AttentionRows | Family::AttentionSubgroup => {
+                ATTENTION_COMMON
+            }
             _ => "",
         }
     }

@@ -1,23 +1,57 @@
 //! Fused flash-style attention (portable and subgroup variants) and the unfused baseline
 //! built from matmul and softmax.
 
+use std::fmt;
+
 use ceiling_core::kernel::{Activation, AttentionShape, MatmulShape, SoftmaxShape};
 use ceiling_shaders::{Family, Precision, Variant};
 
-use super::{check_tensor, words, MatmulTiles};
+use super::{check_tensor, words, MatmulKernel};
 use crate::error::{HostError, Result};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
 
-/// Which attention kernel to run.
+/// Which attention kernel to run; [`AttentionPlan::choose`] resolves it for a shape.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AttentionKernel {
-    /// The subgroup kernel on GPUs that support it for this shape, else portable.
+    /// The subgroup kernel on GPUs that support it for this shape, else rows.
     #[default]
     Auto,
+    /// Whole query rows per invocation (attention_rows.wgsl): `wg` invocations of `rows`
+    /// rows each; `rows` 0 takes as many as the register arrays hold for the head_dim.
+    Rows { wg: u32, rows: u32 },
+    /// Several invocations per row reducing through workgroup memory (attention.wgsl).
     Portable,
+    /// One row per subgroup (attention_subgroup.wgsl).
     Subgroup,
 }
+
+/// How one attention call is launched: the kernel, its query rows per workgroup and its
+/// keys per K/V tile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionPlan {
+    /// Never `Auto`.
+    pub kernel: AttentionKernel,
+    pub rows_per_group: u32,
+    pub keys_per_tile: u32,
+}
+
+impl fmt::Display for AttentionPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.kernel {
+            AttentionKernel::Rows { .. } | AttentionKernel::Auto => "rows",
+            AttentionKernel::Portable => "portable",
+            AttentionKernel::Subgroup => "subgroup",
+        };
+        write!(f, "{name} q{} k{}", self.rows_per_group, self.keys_per_tile)
+    }
+}
+
+/// Invocations per workgroup of the rows kernel unless asked otherwise.
+pub const ROWS_WG: u32 = 8;
+/// Limits of attention_rows.wgsl: rows per invocation, and rows x head_dim in vec4s.
+const ROWS_MAX: u32 = 8;
+const ROWS_HD4_MAX: u32 = 128;
 
 /// Per query row statistics written next to the output: [lse, n_eff, entropy] in f32.
 pub const STATS_PER_ROW: usize = 3;
@@ -44,7 +78,7 @@ pub fn attention(
     out: &Tensor,
     stats: Option<&Tensor>,
     kernel: AttentionKernel,
-) -> Result<()> {
+) -> Result<AttentionPlan> {
     shape.validate()?;
     let precision = out.precision;
     check_tensor("q", q, shape.q_len(), precision)?;
@@ -67,22 +101,7 @@ pub fn attention(
             });
         }
     }
-    let use_subgroup = match kernel {
-        AttentionKernel::Portable => false,
-        AttentionKernel::Subgroup => {
-            if !subgroup_fits(gpu, shape) {
-                return Err(HostError::MissingFeature {
-                    adapter: gpu.name().to_string(),
-                    feature: "subgroup (with subgroups large enough for this head_dim)",
-                    fix: "use the portable attention kernel",
-                });
-            }
-            true
-        }
-        // Measured on lavapipe (BENCH_NOTES.md): the portable kernel is 1.2-2.1x faster
-        // there, so CPU adapters take it; GPUs take the subgroup kernel.
-        AttentionKernel::Auto => gpu.summary.device_type != "Cpu" && subgroup_fits(gpu, shape),
-    };
+    let plan = AttentionPlan::choose(gpu, shape, kernel)?;
     let params = words(&[
         shape.heads as u32,
         shape.kv_heads as u32,
@@ -103,57 +122,130 @@ pub fn attention(
         (5, out.binding()),
         (6, stats.unwrap_or(&no_stats).binding()),
     ];
-    let limit = gpu.limits.max_compute_workgroup_storage_size as usize;
-    let hd = shape.head_dim;
-    let (pipeline, rows_per_group) = if use_subgroup {
-        // One row per subgroup; as many rows as the smallest subgroups give.
-        let rows = SUBGROUP_WG / gpu.summary.subgroup_min_size.max(1);
-        let bk = (limit / (8 * hd)).min(32) as u32;
-        let pipeline = gpu.pipeline(
+    let hd = shape.head_dim as u32;
+    let (bq, bk) = (plan.rows_per_group, plan.keys_per_tile);
+    let pipeline = match plan.kernel {
+        AttentionKernel::Subgroup => gpu.pipeline(
             Variant::new(Family::AttentionSubgroup, precision),
             "attention",
-            &[
-                ("WG", SUBGROUP_WG),
-                ("BQ", rows),
-                ("BK", bk),
-                ("HD", hd as u32),
-            ],
-        )?;
-        (pipeline, rows)
-    } else {
-        let tpr = hd.div_ceil(DPT);
-        let per_key = 8 * hd + 4 * BQ as usize * tpr + 4 * BQ as usize;
-        let bk = (limit / per_key).min(32);
-        if bk == 0 {
-            return Err(HostError::Limit {
-                what: format!("attention tiles for head_dim {hd}"),
-                need: per_key as u64,
-                max: limit as u64,
-                fix: "use a smaller head_dim",
-            });
-        }
-        let pipeline = gpu.pipeline(
+            &[("WG", SUBGROUP_WG), ("BQ", bq), ("BK", bk), ("HD", hd)],
+        )?,
+        AttentionKernel::Portable => gpu.pipeline(
             Variant::new(Family::Attention, precision),
             "attention",
             &[
-                ("BQ", BQ),
-                ("TPR", tpr as u32),
-                ("BK", bk as u32),
-                ("HD", hd as u32),
+                ("BQ", bq),
+                ("TPR", hd.div_ceil(DPT as u32)),
+                ("BK", bk),
+                ("HD", hd),
             ],
-        )?;
-        (pipeline, BQ)
+        )?,
+        AttentionKernel::Rows { wg, rows } => gpu.pipeline(
+            Variant::new(Family::AttentionRows, precision),
+            "attention",
+            &[("WG", wg), ("R", rows), ("BK", bk), ("HD4", hd.div_ceil(4))],
+        )?,
+        AttentionKernel::Auto => unreachable!("a plan's kernel is never Auto"),
     };
     gpu.dispatch(
         &pipeline,
         &params,
         &bindings,
         [
-            shape.n_q.div_ceil(rows_per_group as usize) as u32,
+            shape.n_q.div_ceil(bq as usize) as u32,
             shape.heads as u32,
             shape.batch as u32,
         ],
-    )
+    )?;
+    Ok(plan)
+}
+
+impl AttentionPlan {
+    pub fn choose(
+        gpu: &Gpu,
+        shape: &AttentionShape,
+        kernel: AttentionKernel,
+    ) -> Result<AttentionPlan> {
+        let limit = gpu.limits.max_compute_workgroup_storage_size as usize;
+        let hd = shape.head_dim;
+        let too_big = |per_key: usize| HostError::Limit {
+            what: format!("attention tiles for head_dim {hd}"),
+            need: per_key as u64,
+            max: limit as u64,
+            fix: "use a smaller head_dim",
+        };
+        let mut kernel = match kernel {
+            AttentionKernel::Subgroup if !subgroup_fits(gpu, shape) => {
+                return Err(HostError::MissingFeature {
+                    adapter: gpu.name().to_string(),
+                    feature: "subgroup (with subgroups large enough for this head_dim)",
+                    fix: "use the rows or portable attention kernel",
+                })
+            }
+            // Measured on lavapipe (BENCH_NOTES.md): the rows kernel is the fastest there,
+            // so CPU adapters take it; GPUs take the subgroup kernel where it fits.
+            AttentionKernel::Auto if !gpu.is_cpu() && subgroup_fits(gpu, shape) => {
+                AttentionKernel::Subgroup
+            }
+            AttentionKernel::Auto => AttentionKernel::Rows {
+                wg: ROWS_WG,
+                rows: 0,
+            },
+            k => k,
+        };
+        let (rows_per_group, keys_per_tile) = match kernel {
+            AttentionKernel::Subgroup => (
+                // One row per subgroup; as many rows as the smallest subgroups give.
+                SUBGROUP_WG / gpu.summary.subgroup_min_size.max(1),
+                (limit / (8 * hd)).min(32),
+            ),
+            AttentionKernel::Portable => {
+                let tpr = hd.div_ceil(DPT);
+                let per_key = 8 * hd + 4 * BQ as usize * tpr + 4 * BQ as usize;
+                let bk = (limit / per_key).min(32);
+                if bk == 0 {
+                    return Err(too_big(per_key));
+                }
+                (BQ, bk)
+            }
+            AttentionKernel::Rows { wg, rows } => {
+                let max = gpu.limits.max_compute_invocations_per_workgroup;
+                let hd4 = hd.div_ceil(4) as u32;
+                let fit = (ROWS_HD4_MAX / hd4).min(ROWS_MAX);
+                let rows = if rows == 0 { fit } else { rows };
+                if rows == 0 || rows > fit {
+                    return Err(HostError::Limit {
+                        what: format!("attention rows per invocation {rows} at head_dim {hd}"),
+                        need: rows as u64,
+                        max: fit as u64,
+                        fix: "choose fewer rows per invocation (0 picks the most that fit)",
+                    });
+                }
+                if wg == 0 || wg > max {
+                    return Err(HostError::Limit {
+                        what: format!("attention rows per workgroup {wg}"),
+                        need: wg as u64,
+                        max: max as u64,
+                        fix: "choose fewer rows per workgroup",
+                    });
+                }
+                // K and V as vec4s; keys in multiples of 4 (the kernel's step).
+                let per_key = 2 * 16 * hd.div_ceil(4);
+                let bk = (limit / per_key).min(32) / 4 * 4;
+                if bk == 0 {
+                    return Err(too_big(4 * per_key));
+                }
+                kernel = AttentionKernel::Rows { wg, rows };
+                (wg * rows, bk)
+            }
+            AttentionKernel::Auto => unreachable!("resolved above"),
+        };
+        Ok(AttentionPlan {
+            kernel,
+            rows_per_group,
+            keys_per_tile: keys_per_tile as u32,
+        })
+    }
 }
 
 /// Whether the subgroup kernel can run this shape here: the adapter has subgroups, and the
@@ -204,7 +296,7 @@ pub fn attention_unfused(
         None,
         Activation::None,
         &scores,
-        MatmulTiles::default(),
+        MatmulKernel::Auto,
     )?;
     super::softmax(
         gpu,
@@ -236,6 +328,7 @@ pub fn attention_unfused(
         None,
         Activation::None,
         out,
-        MatmulTiles::default(),
-    )
+        MatmulKernel::Auto,
+    )?;
+    Ok(())
 }

@@ -1,3 +1,5 @@
+use std::fmt;
+
 use ceiling_core::kernel::{Activation, MatmulShape};
 use ceiling_shaders::{Family, Variant};
 
@@ -6,8 +8,8 @@ use crate::error::{HostError, Result};
 use crate::gpu::Gpu;
 use crate::tensor::{row_chunks, Tensor};
 
-/// Workgroup shape of the matmul: WG_X x WG_Y threads, each computing a 4 x 4 block, over
-/// K in steps of TILE_K. Set as WGSL override constants.
+/// Workgroup shape of the scalar matmul (matmul.wgsl): WG_X x WG_Y threads, each computing
+/// a 4 x 4 block, over K in steps of TILE_K. Set as WGSL override constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatmulTiles {
     pub wg_x: u32,
@@ -53,6 +55,146 @@ impl MatmulTiles {
     }
 }
 
+/// Workgroup shape of the vec4 matmul (matmul_vec4.wgsl): WG_X x WG_Y invocations, each
+/// computing 16 rows x 8 columns (two vec4s), over K in stages of BK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vec4Tiles {
+    pub wg_x: u32,
+    pub wg_y: u32,
+    pub bk: u32,
+}
+
+impl Default for Vec4Tiles {
+    fn default() -> Self {
+        Self {
+            wg_x: 8,
+            wg_y: 8,
+            bk: 16,
+        }
+    }
+}
+
+impl Vec4Tiles {
+    /// TM and 4 * TN4 of matmul_vec4.wgsl.
+    const ROWS: u32 = 16;
+    const COLS: u32 = 8;
+
+    fn block(&self) -> (usize, usize) {
+        (
+            (self.wg_y * Self::ROWS) as usize,
+            (self.wg_x * Self::COLS) as usize,
+        )
+    }
+
+    fn check(&self, gpu: &Gpu) -> Result<()> {
+        let threads = self.wg_x * self.wg_y;
+        let max = gpu.limits.max_compute_invocations_per_workgroup;
+        if threads > max || threads == 0 || self.bk == 0 || !self.bk.is_multiple_of(4) {
+            return Err(HostError::Limit {
+                what: format!(
+                    "vec4 matmul workgroup {}x{} bk {}",
+                    self.wg_x, self.wg_y, self.bk
+                ),
+                need: threads as u64,
+                max: max as u64,
+                fix: "choose a smaller workgroup, and a BK that is a multiple of 4",
+            });
+        }
+        let (bm, bn) = self.block();
+        let bytes = ((bm + bn) * self.bk as usize * 4) as u64;
+        let max = gpu.limits.max_compute_workgroup_storage_size as u64;
+        if bytes > max {
+            return Err(HostError::Limit {
+                what: "vec4 matmul tiles in workgroup memory".into(),
+                need: bytes,
+                max,
+                fix: "choose a smaller BK or workgroup",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Which matmul kernel to run; [`MatmulPlan::choose`] resolves it for a shape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// The vec4 kernel where k and n are multiples of 4, else the scalar one.
+    #[default]
+    Auto,
+    Scalar(MatmulTiles),
+    Vec4(Vec4Tiles),
+}
+
+/// How one matmul is launched: the kernel, its tiles, and for the vec4 kernel whether it
+/// tests bounds (it does unless its block divides m, n and k).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulPlan {
+    Scalar(MatmulTiles),
+    Vec4 { tiles: Vec4Tiles, checked: bool },
+}
+
+impl MatmulPlan {
+    pub fn choose(gpu: &Gpu, shape: &MatmulShape, kernel: MatmulKernel) -> Result<MatmulPlan> {
+        let aligned = shape.k.is_multiple_of(4) && shape.n.is_multiple_of(4);
+        let vec4 = |tiles: Vec4Tiles| {
+            tiles.check(gpu)?;
+            let (bm, bn) = tiles.block();
+            let divides = shape.m.is_multiple_of(bm)
+                && shape.n.is_multiple_of(bn)
+                && shape.k.is_multiple_of(tiles.bk as usize);
+            Ok(MatmulPlan::Vec4 {
+                tiles,
+                checked: !divides,
+            })
+        };
+        match kernel {
+            MatmulKernel::Auto if aligned => vec4(Vec4Tiles::default()),
+            MatmulKernel::Auto => {
+                MatmulTiles::default().check(gpu)?;
+                Ok(MatmulPlan::Scalar(MatmulTiles::default()))
+            }
+            MatmulKernel::Scalar(tiles) => {
+                tiles.check(gpu)?;
+                Ok(MatmulPlan::Scalar(tiles))
+            }
+            MatmulKernel::Vec4(_) if !aligned => Err(HostError::Shape(
+                ceiling_core::kernel::ShapeError::Invalid(format!(
+                    "the vec4 matmul needs k and n divisible by 4 (k {}, n {}): use the scalar or auto kernel",
+                    shape.k, shape.n
+                )),
+            )),
+            MatmulKernel::Vec4(tiles) => vec4(tiles),
+        }
+    }
+
+    /// Output rows and columns of one workgroup.
+    fn block(&self) -> (usize, usize) {
+        match self {
+            MatmulPlan::Scalar(t) => (
+                (t.wg_y * MatmulTiles::PER_THREAD) as usize,
+                (t.wg_x * MatmulTiles::PER_THREAD) as usize,
+            ),
+            MatmulPlan::Vec4 { tiles, .. } => tiles.block(),
+        }
+    }
+}
+
+impl fmt::Display for MatmulPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MatmulPlan::Scalar(t) => write!(f, "scalar {}x{} k{}", t.wg_x, t.wg_y, t.tile_k),
+            MatmulPlan::Vec4 { tiles, checked } => write!(
+                f,
+                "vec4 {}x{} k{} {}",
+                tiles.wg_x,
+                tiles.wg_y,
+                tiles.bk,
+                if *checked { "checked" } else { "unchecked" }
+            ),
+        }
+    }
+}
+
 /// out = act(a x b + bias) + residual, see `ceiling_core::reference::matmul`.
 /// A and out larger than one storage binding are processed in row chunks (batch 1).
 #[allow(clippy::too_many_arguments)]
@@ -65,10 +207,10 @@ pub fn matmul(
     residual: Option<&Tensor>,
     act: Activation,
     out: &Tensor,
-    tiles: MatmulTiles,
-) -> Result<()> {
+    kernel: MatmulKernel,
+) -> Result<MatmulPlan> {
     shape.validate()?;
-    tiles.check(gpu)?;
+    let plan = MatmulPlan::choose(gpu, shape, kernel)?;
     let precision = out.precision;
     check_tensor("a", a, shape.a_len(), precision)?;
     check_tensor("b", b, shape.b_len(), precision)?;
@@ -88,17 +230,33 @@ pub fn matmul(
             fix: "split b by columns into several matmuls",
         });
     }
-    let pipeline = gpu.pipeline(
-        Variant::new(Family::Matmul, precision),
-        "matmul",
-        &[
-            ("WG_X", tiles.wg_x),
-            ("WG_Y", tiles.wg_y),
-            ("TILE_K", tiles.tile_k),
-        ],
-    )?;
-    let tile_m = (tiles.wg_y * MatmulTiles::PER_THREAD) as usize;
-    let tile_n = (tiles.wg_x * MatmulTiles::PER_THREAD) as usize;
+    let flags = bias.is_some() as u32 | (residual.is_some() as u32) << 1;
+    let pipeline = match plan {
+        MatmulPlan::Scalar(tiles) => gpu.pipeline(
+            Variant::new(Family::Matmul, precision),
+            "matmul",
+            &[
+                ("WG_X", tiles.wg_x),
+                ("WG_Y", tiles.wg_y),
+                ("TILE_K", tiles.tile_k),
+            ],
+        )?,
+        MatmulPlan::Vec4 { tiles, checked } => gpu.pipeline(
+            Variant::new(Family::MatmulVec4, precision),
+            "matmul",
+            &[
+                ("WG_X", tiles.wg_x),
+                ("WG_Y", tiles.wg_y),
+                ("BK", tiles.bk),
+                ("TRANS_B", shape.trans_b as u32),
+                ("CHECKED", checked as u32),
+                ("ACT", act.code()),
+                ("HAS_BIAS", bias.is_some() as u32),
+                ("HAS_RESIDUAL", residual.is_some() as u32),
+            ],
+        )?,
+    };
+    let (tile_m, tile_n) = plan.block();
     let dummy = gpu.unused_input(precision)?;
     let fits = [a.bytes(), out.bytes()].iter().all(|&s| s <= max);
     let chunks = if fits {
@@ -121,16 +279,25 @@ pub fn matmul(
     };
     for rows in chunks {
         let m = rows.len();
-        let params = words(&[
-            shape.batch as u32,
-            m as u32,
-            shape.k as u32,
-            shape.n as u32,
-            shape.trans_b as u32,
-            shape.b_group as u32,
-            act.code(),
-            bias.is_some() as u32 | (residual.is_some() as u32) << 1,
-        ]);
+        let params = match plan {
+            MatmulPlan::Scalar(_) => words(&[
+                shape.batch as u32,
+                m as u32,
+                shape.k as u32,
+                shape.n as u32,
+                shape.trans_b as u32,
+                shape.b_group as u32,
+                act.code(),
+                flags,
+            ]),
+            MatmulPlan::Vec4 { .. } => words(&[
+                shape.batch as u32,
+                m as u32,
+                shape.k as u32,
+                shape.n as u32,
+                shape.b_group as u32,
+            ]),
+        };
         let whole = shape.batch * m;
         let (a_rows, out_rows) = if fits {
             (a.binding(), out.binding())
@@ -162,5 +329,5 @@ pub fn matmul(
             ],
         )?;
     }
-    Ok(())
+    Ok(plan)
 }

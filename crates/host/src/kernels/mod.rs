@@ -7,8 +7,8 @@ pub mod norm;
 pub mod reduce;
 pub mod softmax;
 
-pub use attention::{attention, attention_unfused, AttentionKernel, STATS_PER_ROW};
-pub use matmul::{matmul, MatmulTiles};
+pub use attention::{attention, attention_unfused, AttentionKernel, AttentionPlan, STATS_PER_ROW};
+pub use matmul::{matmul, MatmulKernel, MatmulPlan, MatmulTiles, Vec4Tiles};
 pub use norm::{layer_norm, rms_norm};
 pub use reduce::column_moments;
 pub use softmax::softmax;

@@ -12,7 +12,7 @@ use ceiling_shaders::Precision;
 use crate::error::{HostError, Result};
 use crate::gpu::Gpu;
 use crate::kernels::elementwise::{self, EmbedSource, Indices};
-use crate::kernels::{self, AttentionKernel, MatmulTiles, STATS_PER_ROW};
+use crate::kernels::{self, AttentionKernel, MatmulKernel, STATS_PER_ROW};
 use crate::tensor::Tensor;
 
 fn model_error(e: ModelError) -> HostError {
@@ -169,8 +169,9 @@ impl GpuModel {
             residual,
             act,
             out,
-            MatmulTiles::default(),
-        )
+            MatmulKernel::Auto,
+        )?;
+        Ok(())
     }
 
     fn norm(&self, gpu: &Gpu, x: &Tensor, n: &GpuNorm, out: &Tensor) -> Result<()> {

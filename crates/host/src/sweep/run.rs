@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::SweepConfig;
 use crate::error::{HostError, Result};
-use crate::kernels::{self, AttentionKernel, MatmulTiles, STATS_PER_ROW};
+use crate::kernels::{self, AttentionKernel, MatmulKernel, STATS_PER_ROW};
 use crate::model::GpuModel;
 use crate::{Gpu, Tensor};
 
@@ -308,8 +308,9 @@ pub fn measure_length(
                 residual,
                 Activation::None,
                 out,
-                MatmulTiles::default(),
+                MatmulKernel::Auto,
             )
+            .map(|_| ())
         };
         proj(&tx, b * n, &wk, None, sink.as_ref(), &k)?;
         proj(&tx, b * n, &wv, None, None, &v)?;
