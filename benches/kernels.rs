@@ -22,7 +22,7 @@ use ceiling_core::model::{FfnActivation, ModelConfig, ModelWeights, RandomInput}
 use ceiling_host::kernels::{
     self, AttentionKernel, AttentionPlan, MatmulKernel, MatmulPlan, MatmulTiles, Vec4Tiles,
 };
-use ceiling_host::model::GpuModel;
+use ceiling_host::model::{GpuModel, ModelKernels};
 use ceiling_host::timing::{
     self, BenchReport, BenchResult, Clock, CopyBench, Measurement, Peak, Stats, Timer, BENCH_SCHEMA,
 };
@@ -599,49 +599,96 @@ impl<'g> Bench<'g> {
 
     fn forward(&self, c: &mut Criterion) {
         let mut g = self.group(c, "forward");
-        let (config, n) = match self.size {
-            Size::Small => (ModelConfig::gpt2_like(2, 256, 4, 512), 256),
-            Size::Large => (ModelConfig::gpt2_like(12, 768, 12, 50257), 1024),
+        // A GPT-2-like model, and one layer of SmolLM2-135M's shape (width 576, 9 heads on 3
+        // K/V heads, SwiGLU 1536, rotary; the real model has 30 such layers).
+        let mut smol = ModelConfig::llama_like(1, 576, 9, 3, 49152);
+        smol.ff_dim = 1536;
+        let models = match self.size {
+            Size::Small => [
+                ("gpt2-like", ModelConfig::gpt2_like(2, 256, 4, 512), 256),
+                ("smollm2-like", smol, 1024),
+            ],
+            Size::Large => [
+                (
+                    "gpt2-like",
+                    ModelConfig::gpt2_like(12, 768, 12, 50257),
+                    1024,
+                ),
+                ("smollm2-like", ModelConfig { layers: 30, ..smol }, 8192),
+            ],
+        };
+        // The chosen kernels, and the scalar matmul + portable attention they replaced.
+        let before = ModelKernels {
+            matmul: MatmulKernel::Scalar(MatmulTiles::default()),
+            attention: AttentionKernel::Portable,
         };
         let batch = 1;
-        for p in Precision::ALL {
-            let (flops, bytes) = forward_cost(&config, batch, n, p);
-            let case = Case {
-                name: format!(
-                    "forward/gpt2-like-L{}-d{}-n{n}/{p}",
-                    config.layers, config.d_model
-                ),
-                kernel: "forward",
-                precision: p,
-                variant: "GpuModel::forward, probe at n-1, with read-back".into(),
-                shape: shape_of(&[
-                    ("layers", config.layers),
-                    ("d_model", config.d_model),
-                    ("heads", config.heads),
-                    ("ff_dim", config.ff_dim),
-                    ("batch", batch),
-                    ("n", n),
-                ]),
-                flops,
-                bytes,
-                clock: Clock::WallClock,
-            };
-            self.case(&mut g, case, || {
-                let weights = ModelWeights::random(&config, 7)
-                    .map_err(|e| ceiling_host::HostError::Gpu(format!("random weights: {e}")))?;
-                let model = GpuModel::new(self.gpu, &weights, p)?;
-                let sets = 3;
-                let inputs: Vec<RandomInput> = (0..sets)
-                    .map(|s| RandomInput::draw(&config, batch, n, s as u64))
-                    .collect();
-                Ok((sets, move |i: usize| {
-                    model
-                        .forward(self.gpu, &inputs[i].as_input(batch, n), &[n - 1])
-                        .map(|_| ())
-                }))
-            });
+        for (label, config, n) in models {
+            for p in Precision::ALL {
+                for (kind, kernels) in [("auto", ModelKernels::default()), ("before", before)] {
+                    // On lavapipe the slow path runs for f32 only.
+                    if self.size == Size::Small && p == Precision::F16 && kind == "before" {
+                        continue;
+                    }
+                    self.forward_case(&mut g, label, &config, n, batch, p, kind, kernels);
+                }
+            }
         }
         g.finish();
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward_case(
+        &self,
+        g: &mut BenchmarkGroup<'_, WallTime>,
+        label: &str,
+        config: &ModelConfig,
+        n: usize,
+        batch: usize,
+        p: Precision,
+        kind: &str,
+        kernels: ModelKernels,
+    ) {
+        let (flops, bytes) = forward_cost(config, batch, n, p);
+        let case = Case {
+            name: format!(
+                "forward/{label}-L{}-d{}-n{n}/{p}/{kind}",
+                config.layers, config.d_model
+            ),
+            kernel: "forward",
+            precision: p,
+            variant: format!(
+                "GpuModel::forward, probe at n-1, with read-back; matmul {:?}, attention {:?}",
+                kernels.matmul, kernels.attention
+            ),
+            shape: shape_of(&[
+                ("layers", config.layers),
+                ("d_model", config.d_model),
+                ("heads", config.heads),
+                ("kv_heads", config.kv_heads),
+                ("ff_dim", config.ff_dim),
+                ("batch", batch),
+                ("n", n),
+            ]),
+            flops,
+            bytes,
+            clock: Clock::WallClock,
+        };
+        self.case(g, case, || {
+            let weights = ModelWeights::random(config, 7)
+                .map_err(|e| ceiling_host::HostError::Gpu(format!("random weights: {e}")))?;
+            let mut model = GpuModel::new(self.gpu, &weights, p)?;
+            model.kernels = kernels;
+            let sets = 3;
+            let inputs: Vec<RandomInput> = (0..sets)
+                .map(|s| RandomInput::draw(config, batch, n, s as u64))
+                .collect();
+            Ok((sets, move |i: usize| {
+                model
+                    .forward(self.gpu, &inputs[i].as_input(batch, n), &[n - 1])
+                    .map(|_| ())
+            }))
+        });
     }
 }
 

@@ -12,6 +12,11 @@ struct Cli {
     /// WGPU_ADAPTER_NAME and WGPU_BACKEND are honoured too.
     #[arg(long, global = true)]
     adapter: Option<String>,
+    /// How kernels choose their variant: `full` times the candidates the first time a shape
+    /// class runs on this adapter and caches the winner (~/.cache/ceiling, or
+    /// CEILING_CACHE_DIR); `cached` only reads that cache; `off` uses the built-in rules.
+    #[arg(long, global = true, env = "CEILING_AUTOTUNE", default_value = "full")]
+    autotune: ceiling_host::Autotune,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,6 +45,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let adapter = ceiling_host::AdapterRequest {
         name: cli.adapter,
+        autotune: cli.autotune,
         ..Default::default()
     };
     let result = match cli.command {

@@ -569,3 +569,79 @@ fn threads_sharing_the_device_read_their_own_finished_results() {
         }
     });
 }
+
+/// Full autotuning times the candidates, runs the winner (still matching the reference),
+/// and caches it per adapter; a cached-only tuner then takes the cached plan without
+/// timing anything, and a corrupt cache is ignored rather than an error.
+#[test]
+fn autotune_caches_the_fastest_plan_and_reuses_it() {
+    use ceiling_host::autotune::Tuner;
+    use ceiling_host::{AdapterRequest, Autotune, Gpu};
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = rng("autotune");
+    let mut gpu = Gpu::new(&AdapterRequest::default()).unwrap();
+    gpu.tuner = Tuner::in_dir(Autotune::Full, "test adapter", dir.path());
+    let shape = MatmulShape::new(100, 64, 96);
+    let a = random(&mut rng, shape.a_len());
+    let b = random(&mut rng, shape.b_len());
+    let ta = gpu.upload("a", &a, Precision::F32).unwrap();
+    let tb = gpu.upload("b", &b, Precision::F32).unwrap();
+    let run = |gpu: &Gpu| {
+        let out = gpu
+            .nan_tensor("out", shape.out_len(), Precision::F32)
+            .unwrap();
+        let plan = kernels::matmul(
+            gpu,
+            &shape,
+            &ta,
+            &tb,
+            None,
+            None,
+            Activation::None,
+            &out,
+            MatmulKernel::Auto,
+        )
+        .unwrap();
+        (plan, gpu.download(&out).unwrap())
+    };
+    let (tuned, got) = run(&gpu);
+    let want = reference::matmul(
+        &shape,
+        &stored(&a, Precision::F32),
+        &stored(&b, Precision::F32),
+        None,
+        None,
+        Activation::None,
+    );
+    assert_close(
+        &format!("tuned matmul ({tuned})"),
+        &got,
+        &want,
+        tolerance(Precision::F32),
+    );
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let cache = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        cache.contains("matmul f32") && cache.contains("\"version\": 1"),
+        "{cache}"
+    );
+    assert!(gpu
+        .tuner
+        .take_plans_used()
+        .values()
+        .any(|p| *p == tuned.to_string()));
+
+    gpu.tuner = Tuner::in_dir(Autotune::Cached, "test adapter", dir.path());
+    assert_eq!(run(&gpu).0, tuned);
+    // Another adapter's cache holds nothing for this one: the built-in rules apply.
+    gpu.tuner = Tuner::in_dir(Autotune::Cached, "other adapter", dir.path());
+    let rules = MatmulPlan::choose(&gpu, &shape, MatmulKernel::Auto).unwrap();
+    assert_eq!(run(&gpu).0, rules);
+    std::fs::write(&files[0], "{ not json").unwrap();
+    gpu.tuner = Tuner::in_dir(Autotune::Cached, "test adapter", dir.path());
+    assert_eq!(run(&gpu).0, rules);
+}

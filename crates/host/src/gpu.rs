@@ -17,6 +17,8 @@ pub struct AdapterRequest {
     pub name: Option<String>,
     /// Leave out shader-f16 even where the adapter has it (to see what f16-less adapters do).
     pub without_f16: bool,
+    /// How `Auto` kernels choose their plans (see [`crate::autotune`]).
+    pub autotune: crate::Autotune,
 }
 
 /// Everything a result file needs to say which adapter produced it.
@@ -113,6 +115,8 @@ pub struct Gpu {
     placeholders: Mutex<HashMap<(Precision, bool), Arc<Tensor>>>,
     pending: Mutex<Pending>,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Kernel plan choices: off unless [`Gpu::set_autotune`] says otherwise.
+    pub tuner: crate::autotune::Tuner,
 }
 
 #[derive(Default)]
@@ -181,7 +185,7 @@ impl Gpu {
             sink.lock().unwrap().push(e.to_string());
         }));
         let summary = AdapterSummary::new(&info, features, &device.limits());
-        Ok(Gpu {
+        let mut gpu = Gpu {
             limits: device.limits(),
             device,
             queue,
@@ -191,11 +195,25 @@ impl Gpu {
             placeholders: Mutex::default(),
             pending: Mutex::default(),
             errors,
-        })
+            tuner: Default::default(),
+        };
+        gpu.set_autotune(request.autotune);
+        Ok(gpu)
     }
 
     pub fn name(&self) -> &str {
         &self.summary.name
+    }
+
+    /// Sets how `Auto` kernels pick their plans (see [`crate::autotune`]); the cache is
+    /// keyed by this adapter's name, driver and backend.
+    pub fn set_autotune(&mut self, mode: crate::Autotune) {
+        let s = &self.summary;
+        let key = format!(
+            "{} | {} {} | {}",
+            s.name, s.driver, s.driver_info, s.backend
+        );
+        self.tuner = crate::autotune::Tuner::new(mode, &key);
     }
 
     pub fn has_f16(&self) -> bool {

@@ -1,5 +1,6 @@
 //! `ceiling-host`: the wgpu side of ceiling. Adapter and device, tensors, kernel launchers.
 
+pub mod autotune;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
@@ -7,6 +8,7 @@ pub mod sweep;
 pub mod tensor;
 pub mod timing;
 
+pub use autotune::Autotune;
 pub use error::{HostError, Result};
 pub use gpu::{list_adapters, AdapterRequest, AdapterSummary, Gpu};
 pub use tensor::Tensor;

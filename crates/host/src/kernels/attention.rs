@@ -7,14 +7,16 @@ use ceiling_core::kernel::{Activation, AttentionShape, MatmulShape, SoftmaxShape
 use ceiling_shaders::{Family, Precision, Variant};
 
 use super::{check_tensor, words, MatmulKernel};
+use crate::autotune::bucket;
 use crate::error::{HostError, Result};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
 
 /// Which attention kernel to run; [`AttentionPlan::choose`] resolves it for a shape.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AttentionKernel {
-    /// The subgroup kernel on GPUs that support it for this shape, else rows.
+    /// The autotuned choice where the device tunes (see `crate::autotune`), else the
+    /// subgroup kernel on GPUs that support it for this shape, else rows.
     #[default]
     Auto,
     /// Whole query rows per invocation (attention_rows.wgsl): `wg` invocations of `rows`
@@ -38,12 +40,13 @@ pub struct AttentionPlan {
 
 impl fmt::Display for AttentionPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self.kernel {
-            AttentionKernel::Rows { .. } | AttentionKernel::Auto => "rows",
-            AttentionKernel::Portable => "portable",
-            AttentionKernel::Subgroup => "subgroup",
-        };
-        write!(f, "{name} q{} k{}", self.rows_per_group, self.keys_per_tile)
+        match self.kernel {
+            AttentionKernel::Rows { wg, rows } => write!(f, "rows {wg}x{rows}")?,
+            AttentionKernel::Portable => f.write_str("portable")?,
+            AttentionKernel::Subgroup => f.write_str("subgroup")?,
+            AttentionKernel::Auto => f.write_str("auto")?,
+        }
+        write!(f, " q{} k{}", self.rows_per_group, self.keys_per_tile)
     }
 }
 
@@ -101,7 +104,54 @@ pub fn attention(
             });
         }
     }
+    let class = format!(
+        "attention {precision} hd{} causal{} mask{} group{} n_q{} n_kv{}",
+        shape.head_dim,
+        shape.causal,
+        key_mask.is_some(),
+        shape.group(),
+        bucket(shape.n_q),
+        bucket(shape.n_kv),
+    );
+    let mut kernel = kernel;
+    if kernel == AttentionKernel::Auto {
+        let tuned = gpu.tuner.choose(&class, &CANDIDATES, |candidate| {
+            let plan = AttentionPlan::choose(gpu, shape, candidate)?;
+            launch(gpu, shape, q, k, v, key_mask, out, stats, plan)?;
+            gpu.sync()
+        })?;
+        kernel = tuned.unwrap_or(AttentionKernel::Auto);
+    }
     let plan = AttentionPlan::choose(gpu, shape, kernel)?;
+    gpu.tuner.record(&class, plan.to_string());
+    launch(gpu, shape, q, k, v, key_mask, out, stats, plan)?;
+    Ok(plan)
+}
+
+/// The kernels autotuning tries.
+const CANDIDATES: [AttentionKernel; 7] = [
+    AttentionKernel::Rows { wg: 8, rows: 0 },
+    AttentionKernel::Rows { wg: 16, rows: 0 },
+    AttentionKernel::Rows { wg: 32, rows: 0 },
+    AttentionKernel::Rows { wg: 32, rows: 1 },
+    AttentionKernel::Rows { wg: 64, rows: 1 },
+    AttentionKernel::Portable,
+    AttentionKernel::Subgroup,
+];
+
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    gpu: &Gpu,
+    shape: &AttentionShape,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    key_mask: Option<&Tensor>,
+    out: &Tensor,
+    stats: Option<&Tensor>,
+    plan: AttentionPlan,
+) -> Result<()> {
+    let precision = out.precision;
     let params = words(&[
         shape.heads as u32,
         shape.kv_heads as u32,
@@ -156,8 +206,7 @@ pub fn attention(
             shape.heads as u32,
             shape.batch as u32,
         ],
-    )?;
-    Ok(plan)
+    )
 }
 
 impl AttentionPlan {

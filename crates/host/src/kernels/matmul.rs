@@ -4,13 +4,14 @@ use ceiling_core::kernel::{Activation, MatmulShape};
 use ceiling_shaders::{Family, Variant};
 
 use super::{check_tensor, words};
+use crate::autotune::bucket;
 use crate::error::{HostError, Result};
 use crate::gpu::Gpu;
 use crate::tensor::{row_chunks, Tensor};
 
 /// Workgroup shape of the scalar matmul (matmul.wgsl): WG_X x WG_Y threads, each computing
 /// a 4 x 4 block, over K in steps of TILE_K. Set as WGSL override constants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MatmulTiles {
     pub wg_x: u32,
     pub wg_y: u32,
@@ -57,7 +58,7 @@ impl MatmulTiles {
 
 /// Workgroup shape of the vec4 matmul (matmul_vec4.wgsl): WG_X x WG_Y invocations, each
 /// computing 16 rows x 8 columns (two vec4s), over K in stages of BK.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Vec4Tiles {
     pub wg_x: u32,
     pub wg_y: u32,
@@ -116,9 +117,10 @@ impl Vec4Tiles {
 }
 
 /// Which matmul kernel to run; [`MatmulPlan::choose`] resolves it for a shape.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MatmulKernel {
-    /// The vec4 kernel where k and n are multiples of 4, else the scalar one.
+    /// The autotuned choice where the device tunes (see `crate::autotune`), else the vec4
+    /// kernel where k and n are multiples of 4, else the scalar one.
     #[default]
     Auto,
     Scalar(MatmulTiles),
@@ -195,8 +197,19 @@ impl fmt::Display for MatmulPlan {
     }
 }
 
+/// The vec4 tilings autotuning tries (where k and n are multiples of 4), then the scalar
+/// kernel.
+const VEC4_CANDIDATES: [(u32, u32, u32); 5] = [
+    (8, 8, 16),
+    (8, 8, 32),
+    (16, 8, 16),
+    (8, 16, 16),
+    (16, 16, 16),
+];
+
 /// out = act(a x b + bias) + residual, see `ceiling_core::reference::matmul`.
 /// A and out larger than one storage binding are processed in row chunks (batch 1).
+/// Returns the plan it ran.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
     gpu: &Gpu,
@@ -210,7 +223,51 @@ pub fn matmul(
     kernel: MatmulKernel,
 ) -> Result<MatmulPlan> {
     shape.validate()?;
+    let precision = out.precision;
+    let class = format!(
+        "matmul {precision} batch{} trans_b{} m{} k{} n{} aligned{}",
+        shape.batch > 1,
+        shape.trans_b,
+        bucket(shape.m),
+        bucket(shape.k),
+        bucket(shape.n),
+        shape.k.is_multiple_of(4) && shape.n.is_multiple_of(4),
+    );
+    let mut kernel = kernel;
+    if kernel == MatmulKernel::Auto {
+        let mut candidates: Vec<MatmulKernel> = Vec::new();
+        if shape.k.is_multiple_of(4) && shape.n.is_multiple_of(4) {
+            candidates.extend(
+                VEC4_CANDIDATES
+                    .map(|(wg_x, wg_y, bk)| MatmulKernel::Vec4(Vec4Tiles { wg_x, wg_y, bk })),
+            );
+        }
+        candidates.push(MatmulKernel::Scalar(MatmulTiles::default()));
+        let tuned = gpu.tuner.choose(&class, &candidates, |k| {
+            let plan = MatmulPlan::choose(gpu, shape, k)?;
+            launch(gpu, shape, a, b, bias, residual, act, out, plan)?;
+            gpu.sync()
+        })?;
+        kernel = tuned.unwrap_or(MatmulKernel::Auto);
+    }
     let plan = MatmulPlan::choose(gpu, shape, kernel)?;
+    gpu.tuner.record(&class, plan.to_string());
+    launch(gpu, shape, a, b, bias, residual, act, out, plan)?;
+    Ok(plan)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    gpu: &Gpu,
+    shape: &MatmulShape,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    residual: Option<&Tensor>,
+    act: Activation,
+    out: &Tensor,
+    plan: MatmulPlan,
+) -> Result<()> {
     let precision = out.precision;
     check_tensor("a", a, shape.a_len(), precision)?;
     check_tensor("b", b, shape.b_len(), precision)?;
@@ -329,5 +386,5 @@ pub fn matmul(
             ],
         )?;
     }
-    Ok(plan)
+    Ok(())
 }

@@ -43,10 +43,19 @@ struct GpuLayer {
     down: GpuLinear,
 }
 
+/// The matmul and attention kernels a model's forward pass asks for (Auto by default;
+/// the benches also run the pre-vec4 kernels through this, for a before/after in one run).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModelKernels {
+    pub matmul: MatmulKernel,
+    pub attention: AttentionKernel,
+}
+
 /// A model's weights on the GPU at one storage precision.
 pub struct GpuModel {
     config: ceiling_core::model::ModelConfig,
     precision: Precision,
+    pub kernels: ModelKernels,
     token_embedding: Option<Tensor>,
     position_embedding: Option<Tensor>,
     embed_norm: Option<GpuNorm>,
@@ -114,6 +123,7 @@ impl GpuModel {
         Ok(Self {
             config: weights.config.clone(),
             precision,
+            kernels: ModelKernels::default(),
             token_embedding: weights
                 .token_embedding
                 .as_deref()
@@ -169,7 +179,7 @@ impl GpuModel {
             residual,
             act,
             out,
-            MatmulKernel::Auto,
+            self.kernels.matmul,
         )?;
         Ok(())
     }
@@ -303,7 +313,7 @@ impl GpuModel {
                 None,
                 &s.att,
                 Some(&s.stats),
-                AttentionKernel::Auto,
+                self.kernels.attention,
             )?;
             elementwise::gather_stats(
                 gpu,

@@ -102,12 +102,14 @@ pub fn run_sweep(
         }
         progress.start_length(n, cfg.samples);
         let mut report = |d| progress.samples_done(d);
-        let result = match &workload {
+        gpu.tuner.take_plans_used();
+        let mut result = match &workload {
             Workload::Attention(layer) => run::measure_length(gpu, cfg, layer, n, &mut report)?,
             Workload::Model { model, layers } => {
                 run::measure_length_model(gpu, cfg, model, layers, n, &mut report)?
             }
         };
+        result.kernels = gpu.tuner.take_plans_used();
         results::write_json(&results::point_path(run_dir, n), &result)?;
         progress.finish_length(&result, false);
     }

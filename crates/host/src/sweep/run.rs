@@ -63,6 +63,9 @@ pub struct LengthResult {
     #[serde(default)]
     pub entropy_heads: Vec<Vec<f64>>,
     pub seconds: f64,
+    /// The kernel plan that measured this point, per kernel shape class (autotuned or not).
+    #[serde(default)]
+    pub kernels: std::collections::BTreeMap<String, String>,
 }
 
 /// Weights of the single attention layer of the controls, drawn from the sweep seed.
@@ -355,6 +358,7 @@ pub fn measure_length(
         n_eff_heads: Vec::new(),
         entropy_heads: Vec::new(),
         seconds: start.elapsed().as_secs_f64(),
+        kernels: Default::default(),
     })
 }
 
@@ -450,6 +454,7 @@ pub fn measure_length_model(
             .map(|hs| hs.iter().map(|h| h.entropy / h.count).collect())
             .collect(),
         seconds: start.elapsed().as_secs_f64(),
+        kernels: Default::default(),
     })
 }
 
