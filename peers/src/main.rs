@@ -557,6 +557,26 @@ fn run() -> Result<()> {
             errors.insert(e.name.clone(), err.into());
         }
     }
+    // Each peer row's speed relative to ceiling's row of the same kind, paired by round.
+    let mut speedups = serde_json::Map::new();
+    for theirs in entries
+        .iter()
+        .filter(|e| !e.implementation.starts_with("ceiling"))
+    {
+        let kind = if theirs.implementation.ends_with("-unfused") {
+            "ceiling-unfused"
+        } else if theirs.implementation.ends_with("-fused") {
+            "ceiling-fused"
+        } else {
+            "ceiling"
+        };
+        let ours = entries
+            .iter()
+            .find(|e| e.case == theirs.case && e.implementation == kind);
+        if let Some(r) = ours.and_then(|ours| paired_speedup(ours, theirs)) {
+            speedups.insert(theirs.name.clone(), r.into());
+        }
+    }
     let copy = results.iter().find(|r| r.kernel == "copy");
     let peak = Peak {
         bandwidth_bytes_per_s: copy.map_or(0.0, |r| r.bytes_per_s),
@@ -599,6 +619,7 @@ fn run() -> Result<()> {
         "kernel prefixed burn: or gemm-cpu:; the arithmetic peak is ceiling's best matmul".into(),
     );
     put("max_error_vs_ceiling", errors.into());
+    put("speedup_vs_ceiling_paired", speedups.into());
     put("skipped", skipped.clone().into());
     let timer = Timer::wall_clock(&gpu);
     let size = match args.size {
@@ -623,7 +644,9 @@ fn run() -> Result<()> {
 
     print_table(&report, &entries, &cases, &burn_impl);
     let path = args.out.clone().unwrap_or_else(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        // The repository root: the folder above this crate's.
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let root = manifest.parent().map_or(manifest.clone(), PathBuf::from);
         let mut file = format!(
             "peers-{}-{}",
             timing::slug(&gpu.summary.name),
@@ -654,6 +677,18 @@ fn run() -> Result<()> {
     Ok(())
 }
 
+/// The median over rounds of `theirs`' speed relative to `ours` (time of ours / time of
+/// theirs in the same round): robust to load that drifts between rounds.
+fn paired_speedup(ours: &Entry, theirs: &Entry) -> Option<f64> {
+    let ratios: Vec<f64> = ours
+        .samples
+        .iter()
+        .zip(&theirs.samples)
+        .map(|(a, b)| a / b)
+        .collect();
+    Stats::from_samples(&ratios).map(|s| s.median_s)
+}
+
 /// The side-by-side table (markdown): per case, ceiling, burn and burn/ceiling in GFLOP/s,
 /// and gemm on the CPU for the matmuls; errors are against ceiling's output.
 fn print_table(report: &BenchReport, entries: &[Entry], cases: &[Case], burn: &str) {
@@ -661,7 +696,6 @@ fn print_table(report: &BenchReport, entries: &[Entry], cases: &[Case], burn: &s
         entries
             .iter()
             .position(|e| e.case == case && e.implementation == imp)
-            .map(|i| (&report.results[i], entries[i].error))
     };
     let rate = |r: &BenchResult| {
         format!(
@@ -673,7 +707,8 @@ fn print_table(report: &BenchReport, entries: &[Entry], cases: &[Case], burn: &s
     let err = |e: Option<f64>| e.map_or("-".into(), |e| format!("{e:.1e}"));
     println!(
         "\nadapter: {} ({}, {}); burn {BURN} (CubeCL {CUBECL}, wgpu {WGPU}); gemm {GEMM} on \
-         the CPU; f32; median of {} interleaved rounds, wall clock; ± is half the IQR\n",
+         the CPU; f32; median of {} interleaved rounds, wall clock; ± is half the IQR; \
+         burn/ceiling is the median over rounds of the speed ratio within a round\n",
         report.adapter.name,
         report.adapter.backend,
         report.adapter.driver,
@@ -687,11 +722,11 @@ fn print_table(report: &BenchReport, entries: &[Entry], cases: &[Case], burn: &s
     for (ci, case) in cases.iter().enumerate() {
         let pairs: Vec<(String, String, String)> = match case.work {
             Work::Copy { .. } => {
-                if let Some((r, _)) = find(ci, "ceiling") {
+                if let Some(i) = find(ci, "ceiling") {
                     println!(
                         "| {} (GB/s, read + write) | {:.2} | | | | | |",
                         case.label,
-                        r.bytes_per_s * 1e-9
+                        report.results[i].bytes_per_s * 1e-9
                     );
                 }
                 continue;
@@ -718,16 +753,18 @@ fn print_table(report: &BenchReport, entries: &[Entry], cases: &[Case], burn: &s
                 continue;
             }
             let ratio = match (c, b) {
-                (Some((c, _)), Some((b, _))) => format!("{:.2}", b.flops_per_s / c.flops_per_s),
+                (Some(c), Some(b)) => paired_speedup(&entries[c], &entries[b])
+                    .map_or("-".into(), |r| format!("{r:.2}")),
                 _ => "-".into(),
             };
+            let cell = |i: Option<usize>| i.map_or("-".into(), |i| rate(&report.results[i]));
             println!(
                 "| {label} | {} | {} | {ratio} | {} | {} | {} |",
-                c.map_or("-".into(), |(r, _)| rate(r)),
-                b.map_or("-".into(), |(r, _)| rate(r)),
-                g.map_or("-".into(), |(r, _)| rate(r)),
-                err(b.and_then(|(_, e)| e)),
-                err(g.and_then(|(_, e)| e)),
+                cell(c),
+                cell(b),
+                cell(g),
+                err(b.and_then(|i| entries[i].error)),
+                err(g.and_then(|i| entries[i].error)),
             );
         }
     }
