@@ -14,7 +14,11 @@ const USAGE: &str = "usage: cargo xtask <sweep|test|bench|info> [args passed on 
   test    cargo fmt --check, clippy -D warnings, and the whole test suite on a real adapter
   bench   the criterion benches; writes benches/results/<adapter>-<backend>-<size>.json and
           a roofline report (benches/results/report). --large: shapes for real GPUs;
-          --out DIR: where the JSON goes; other arguments go to the bench (a name filter)
+          --out DIR: where the JSON goes; other arguments go to the bench (a name filter).
+          --peers: the peer bench instead (peers/, its own workspace): ceiling against
+          burn's wgpu backend and a CPU GEMM, interleaved, writes
+          benches/results/peers-<adapter>-<backend>.json; --rounds N, --filter S,
+          --out FILE, --size small|large (--large) go to it
   info    the adapters wgpu sees";
 
 fn main() -> ExitCode {
@@ -60,7 +64,11 @@ fn run() -> Result<()> {
         }
         "bench" => {
             ensure_adapter()?;
-            bench(&rest)
+            if rest.iter().any(|a| a == "--peers") {
+                peers(&rest)
+            } else {
+                bench(&rest)
+            }
         }
         _ => bail!("{USAGE}"),
     }
@@ -108,6 +116,56 @@ fn bench(rest: &[String]) -> Result<()> {
     let status = report.status().context("starting ceiling report")?;
     if !status.success() {
         bail!("`ceiling report {}` failed", out.display());
+    }
+    Ok(())
+}
+
+/// The peer bench (`peers/`, outside the workspace): `cargo run --release --manifest-path
+/// peers/Cargo.toml` with the arguments after `--peers`, then `ceiling report` over the folder
+/// of its JSON.
+fn peers(rest: &[String]) -> Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask has no parent folder")?
+        .to_path_buf();
+    let mut folder = root.join("benches").join("results");
+    let mut passed: Vec<String> = Vec::new();
+    let mut args = rest.iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--peers" => {}
+            "--large" => passed.extend(["--size".into(), "large".into()]),
+            "--out" => {
+                let file =
+                    std::env::current_dir()?.join(args.next().context("--out needs a file")?);
+                if let Some(parent) = file.parent() {
+                    folder = parent.to_path_buf();
+                }
+                passed.extend(["--out".into(), file.display().to_string()]);
+            }
+            _ => passed.push(a.clone()),
+        }
+    }
+    let manifest = root.join("peers").join("Cargo.toml");
+    let mut cmd = cargo_command(&["run", "--release", "--manifest-path"]);
+    cmd.current_dir(&root)
+        .arg(&manifest)
+        .arg("--")
+        .args(&passed);
+    let status = cmd.status().context("starting the peer bench")?;
+    if !status.success() {
+        bail!("the peer bench (`cargo run --release --manifest-path peers/Cargo.toml`) failed");
+    }
+    let mut report = cargo_command(&CEILING);
+    report
+        .current_dir(&root)
+        .arg("report")
+        .arg(&folder)
+        .arg("--out")
+        .arg(folder.join("report"));
+    let status = report.status().context("starting ceiling report")?;
+    if !status.success() {
+        bail!("`ceiling report {}` failed", folder.display());
     }
     Ok(())
 }
