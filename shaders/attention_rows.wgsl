@@ -15,6 +15,8 @@ override BK: u32 = 32u;
 override R: u32 = 8u;
 // head_dim in vec4s; R * HD4 <= RHD4_MAX (the register arrays).
 override HD4: u32 = 16u;
+// Whether the per-row stats are written: without them only the softmax sum is kept.
+override STATS: bool = true;
 const RHD4_MAX: u32 = 128u;
 
 var<workgroup> k_tile: array<vec4<f32>, BK * HD4>;
@@ -135,8 +137,16 @@ fn attention(
                 let top = max(max(sm.x, sm.y), max(sm.z, sm.w));
                 // A row that sees none of the 4 keys keeps its state: c = 1, w = 0.
                 var row = rows[r];
-                c[r] = rescale(&row, max(row.m, top));
-                w[r] = accumulate4(&row, s[r], visible);
+                if STATS {
+                    c[r] = rescale(&row, max(row.m, top));
+                    w[r] = accumulate4(&row, s[r], visible);
+                } else {
+                    let m_new = max(row.m, top);
+                    c[r] = exp(row.m - m_new);
+                    row.m = m_new;
+                    w[r] = select(vec4<f32>(0.0), exp(s[r] - m_new), visible);
+                    row.l = fma(row.l, c[r], dot(w[r], vec4<f32>(1.0)));
+                }
                 rows[r] = row;
             }
             for (var t = 0u; t < HD4; t++) {

@@ -300,39 +300,47 @@ fn attention_bad_input_is_refused() {
 fn attention_without_mask_or_stats_runs() {
     let gpu = gpu();
     let mut rng = rng("attention-bare");
-    let s = AttentionShape::new(1, 2, 9, 24);
-    let (q, k, v) = (
-        random(&mut rng, s.q_len()),
-        random(&mut rng, s.kv_len()),
-        random(&mut rng, s.kv_len()),
-    );
-    let up = |name, x: &[f32]| gpu.upload(name, x, Precision::F32).unwrap();
-    for kind in kernels_to_test() {
-        let out = gpu.nan_tensor("out", s.q_len(), Precision::F32).unwrap();
-        kernels::attention(
-            gpu,
-            &s,
-            &up("q", &q),
-            &up("k", &k),
-            &up("v", &v),
-            None,
-            &out,
-            None,
-            kind,
-        )
-        .unwrap();
-        let want = reference::attention(
-            &s,
-            &stored(&q, Precision::F32),
-            &stored(&k, Precision::F32),
-            &stored(&v, Precision::F32),
-            None,
+    // Without stats the rows kernel keeps only the softmax sum: check it bare, and with a
+    // causal and a key mask (n_kv > n_q).
+    for (causal, masked) in [(false, false), (true, true), (true, false)] {
+        let mut s = AttentionShape::new(1, 2, 9, 24);
+        s.n_kv = 21;
+        s.causal = causal;
+        let (q, k, v) = (
+            random(&mut rng, s.q_len()),
+            random(&mut rng, s.kv_len()),
+            random(&mut rng, s.kv_len()),
         );
-        assert_close(
-            &format!("attention {kind:?} without mask or stats"),
-            &gpu.download(&out).unwrap(),
-            &want.out,
-            1e-5,
-        );
+        let mask: Vec<f32> = (0..s.n_kv).map(|j| (j % 3 != 1) as u32 as f32).collect();
+        let up = |name, x: &[f32]| gpu.upload(name, x, Precision::F32).unwrap();
+        let tm = up("mask", &mask);
+        for kind in kernels_to_test() {
+            let out = gpu.nan_tensor("out", s.q_len(), Precision::F32).unwrap();
+            kernels::attention(
+                gpu,
+                &s,
+                &up("q", &q),
+                &up("k", &k),
+                &up("v", &v),
+                masked.then_some(&tm),
+                &out,
+                None,
+                kind,
+            )
+            .unwrap();
+            let want = reference::attention(
+                &s,
+                &stored(&q, Precision::F32),
+                &stored(&k, Precision::F32),
+                &stored(&v, Precision::F32),
+                masked.then(|| stored(&mask, Precision::F32)).as_deref(),
+            );
+            assert_close(
+                &format!("attention {kind:?} without stats, causal {causal}, mask {masked}"),
+                &gpu.download(&out).unwrap(),
+                &want.out,
+                1e-5,
+            );
+        }
     }
 }

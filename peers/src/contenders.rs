@@ -13,7 +13,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Tensor as BurnTensor, TensorData};
 use ceiling_core::kernel::{Activation, AttentionShape, MatmulShape};
-use ceiling_host::kernels::{self, AttentionKernel, MatmulTiles};
+use ceiling_host::kernels::{self, AttentionKernel, MatmulKernel};
 use ceiling_host::timing::{Clock, CopyBench, Timer};
 use ceiling_host::{Gpu, Tensor};
 use ceiling_shaders::Precision;
@@ -36,7 +36,7 @@ fn upload_all(gpu: &Gpu, sets: &[Vec<Vec<f32>>]) -> Result<Vec<Vec<Tensor>>> {
         .collect()
 }
 
-/// `kernels::matmul` with the default tiles, no bias, no epilogue.
+/// `kernels::matmul` with its Auto plan (autotuned like burn's), no bias, no epilogue.
 pub struct CeilingMatmul<'g> {
     gpu: &'g Gpu,
     shape: MatmulShape,
@@ -70,8 +70,9 @@ impl Contender for CeilingMatmul<'_> {
                 None,
                 Activation::None,
                 &self.out,
-                MatmulTiles::default(),
+                MatmulKernel::Auto,
             )
+            .map(|_| ())
         })?)
     }
 
@@ -116,6 +117,7 @@ impl Contender for CeilingAttention<'_> {
         Ok(Timer::wall_clock(gpu).time(Clock::WallClock, || {
             if self.fused {
                 kernels::attention(gpu, shape, q, k, v, None, out, None, AttentionKernel::Auto)
+                    .map(|_| ())
             } else {
                 kernels::attention_unfused(gpu, shape, q, k, v, None, out)
             }

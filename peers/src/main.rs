@@ -24,11 +24,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use burn::tensor::wgpu::{wgpu, WgpuBackend};
 use burn::tensor::{Device, DeviceKind};
 use ceiling_core::kernel::{AttentionShape, MatmulShape};
-use ceiling_host::kernels::attention::subgroup_fits;
+use ceiling_host::kernels::{AttentionKernel, AttentionPlan, MatmulKernel, MatmulPlan};
 use ceiling_host::timing::{
     self, BenchReport, BenchResult, Measurement, Peak, Stats, Timer, BENCH_SCHEMA, METHOD_WALL,
 };
-use ceiling_host::{AdapterRequest, Gpu};
+use ceiling_host::{AdapterRequest, Autotune, Gpu};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -324,7 +324,12 @@ fn main() {
 
 fn run() -> Result<()> {
     let args = parse_args()?;
-    let gpu = Gpu::new(&AdapterRequest::default()).context("ceiling: no adapter")?;
+    // Autotuned like burn: the first (untimed warm-up) run of each shape picks the plan.
+    let gpu = Gpu::new(&AdapterRequest {
+        autotune: Autotune::Full,
+        ..Default::default()
+    })
+    .context("ceiling: no adapter")?;
     let (device, burn_info) = burn_device(&gpu)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let burn_impl = format!("burn-{BURN}");
@@ -355,11 +360,12 @@ fn run() -> Result<()> {
                 "copy".into(),
                 "copy_buffer_to_buffer on ceiling's device".into(),
             )),
-            Work::Matmul(_) => {
+            Work::Matmul(shape) => {
+                let plan = MatmulPlan::choose(&gpu, shape, MatmulKernel::Auto)?;
                 candidates.push((
                     "ceiling".into(),
                     "matmul".into(),
-                    "kernels::matmul, default tiles 16x16x16".into(),
+                    format!("kernels::matmul Auto (autotuned; rules: {plan})"),
                 ));
                 candidates.push((
                     burn_impl.clone(),
@@ -377,15 +383,13 @@ fn run() -> Result<()> {
             }
             Work::Attention(shape) => {
                 let mask = if shape.causal { "causal" } else { "full" };
-                let auto = if subgroup_fits(&gpu, shape) && gpu.summary.device_type != "Cpu" {
-                    "subgroup"
-                } else {
-                    "portable"
-                };
+                let plan = AttentionPlan::choose(&gpu, shape, AttentionKernel::Auto)?;
                 candidates.push((
                     "ceiling-fused".into(),
                     "attention".into(),
-                    format!("kernels::attention Auto ({auto} here), {mask}, no per-row stats"),
+                    format!(
+                        "kernels::attention Auto (autotuned; rules: {plan}), {mask}, no per-row stats"
+                    ),
                 ));
                 candidates.push((
                     "ceiling-unfused".into(),

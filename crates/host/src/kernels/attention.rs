@@ -105,10 +105,11 @@ pub fn attention(
         }
     }
     let class = format!(
-        "attention {precision} hd{} causal{} mask{} group{} n_q{} n_kv{}",
+        "attention {precision} hd{} causal{} mask{} stats{} group{} n_q{} n_kv{}",
         shape.head_dim,
         shape.causal,
         key_mask.is_some(),
+        stats.is_some(),
         shape.group(),
         bucket(shape.n_q),
         bucket(shape.n_kv),
@@ -193,7 +194,13 @@ fn launch(
         AttentionKernel::Rows { wg, rows } => gpu.pipeline(
             Variant::new(Family::AttentionRows, precision),
             "attention",
-            &[("WG", wg), ("R", rows), ("BK", bk), ("HD4", hd.div_ceil(4))],
+            &[
+                ("WG", wg),
+                ("R", rows),
+                ("BK", bk),
+                ("HD4", hd.div_ceil(4)),
+                ("STATS", stats.is_some() as u32),
+            ],
         )?,
         AttentionKernel::Auto => unreachable!("a plan's kernel is never Auto"),
     };
