@@ -22,32 +22,18 @@ const RHD4_MAX: u32 = 128u;
 var<workgroup> k_tile: array<vec4<f32>, BK * HD4>;
 var<workgroup> v_tile: array<vec4<f32>, BK * HD4>;
 
-// Elements d..d+3 of a row of q, k or v as f32, 0 past head_dim (the vec4 padding).
-fn q4(row: u32, d: u32) -> vec4<f32> {
+// Elements d..d+3 of a row of q (which 0), k (1) or v (2) as f32, 0 past head_dim (the
+// vec4 padding). One function for the three: WGSL cannot pass a storage buffer by pointer.
+fn load4(which: u32, row: u32, d: u32) -> vec4<f32> {
     var x = vec4<f32>(0.0);
     for (var c = 0u; c < 4u; c++) {
+        let e = row * p.head_dim + d + c;
         if d + c < p.head_dim {
-            x[c] = f32(q[row * p.head_dim + d + c]);
-        }
-    }
-    return x;
-}
-
-fn k4(row: u32, d: u32) -> vec4<f32> {
-    var x = vec4<f32>(0.0);
-    for (var c = 0u; c < 4u; c++) {
-        if d + c < p.head_dim {
-            x[c] = f32(k[row * p.head_dim + d + c]);
-        }
-    }
-    return x;
-}
-
-fn v4(row: u32, d: u32) -> vec4<f32> {
-    var x = vec4<f32>(0.0);
-    for (var c = 0u; c < 4u; c++) {
-        if d + c < p.head_dim {
-            x[c] = f32(v[row * p.head_dim + d + c]);
+            switch which {
+                case 0u: { x[c] = f32(q[e]); }
+                case 1u: { x[c] = f32(k[e]); }
+                default: { x[c] = f32(v[e]); }
+            }
         }
     }
     return x;
@@ -74,7 +60,7 @@ fn attention(
         let i = i0 + r * WG;
         if i < p.n_q {
             for (var t = 0u; t < HD4; t++) {
-                qr[r * HD4 + t] = p.scale * q4(head_row0 + i, 4u * t);
+                qr[r * HD4 + t] = p.scale * load4(0u, head_row0 + i, 4u * t);
             }
         }
     }
@@ -91,8 +77,8 @@ fn attention(
             var kv = vec4<f32>(0.0);
             var vv = vec4<f32>(0.0);
             if j < p.n_kv {
-                kv = k4(kv_row0 + j, d);
-                vv = v4(kv_row0 + j, d);
+                kv = load4(1u, kv_row0 + j, d);
+                vv = load4(2u, kv_row0 + j, d);
             }
             k_tile[e] = kv;
             v_tile[e] = vv;

@@ -217,6 +217,40 @@ mod tests {
         assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     }
 
+    /// Every variant also translates to SPIR-V (what wgpu hands Vulkan): naga's validator
+    /// accepted WGSL whose SPIR-V writer then panicked (a pointer into an array element
+    /// passed to a function), which only a real pipeline showed.
+    #[test]
+    fn every_variant_translates_to_spirv() {
+        for v in Variant::all() {
+            let source = v.source();
+            let module = naga::front::wgsl::parse_str(&source).unwrap();
+            let mut caps = naga::valid::Capabilities::empty();
+            if v.precision == Precision::F16 {
+                caps |= naga::valid::Capabilities::SHADER_FLOAT16;
+            }
+            if v.family.needs_subgroups() {
+                caps |= naga::valid::Capabilities::SUBGROUP;
+            }
+            let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+                .validate(&module)
+                .unwrap();
+            let (module, info) = naga::back::pipeline_constants::process_overrides(
+                &module,
+                &info,
+                None,
+                &Default::default(),
+            )
+            .unwrap();
+            let options = naga::back::spv::Options {
+                lang_version: (1, 3),
+                ..Default::default()
+            };
+            naga::back::spv::write_vec(&module, &info, &options, None)
+                .unwrap_or_else(|e| panic!("{}: {e}", v.label()));
+        }
+    }
+
     #[test]
     fn broken_wgsl_is_reported_with_the_variant() {
         let v = Variant::new(Family::Matmul, Precision::F16);
