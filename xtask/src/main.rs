@@ -92,6 +92,10 @@ fn bench(rest: &[String]) -> Result<()> {
                 let dir = args.next().context("--out needs a folder")?;
                 out = std::env::current_dir()?.join(dir);
             }
+            // `cargo xtask bench -- attention`: the separator is ours; passed on, it would
+            // reach the bench binary before the `--bench` that cargo appends, and criterion
+            // rejects that.
+            "--" => {}
             _ => passed.push(a.clone()),
         }
     }
