@@ -52,7 +52,7 @@ pub fn stored(x: &[f32], precision: Precision) -> Vec<f64> {
         .collect()
 }
 
-/// Error thresholds of DESIGN.md: f32 far under 1e-4, f16 storage near 1e-3.
+/// Error thresholds of docs/METHOD.md: f32 far under 1e-4, f16 storage near 1e-3.
 pub fn tolerance(precision: Precision) -> f64 {
     match precision {
         Precision::F32 => 1e-5,

@@ -1,4 +1,4 @@
-//! Fits of noise against context length (DESIGN.md, "Fits"): log-log slopes with a bootstrap
+//! Fits of noise against context length (docs/METHOD.md, "Fits across lengths"): log-log slopes with a bootstrap
 //! interval, the floor model V(n) = c + a n^-gamma against the pure power law, and the SNR
 //! threshold crossing.
 

@@ -1,4 +1,4 @@
-//! Seeded input processes for sweeps (DESIGN.md, "Built-in controls"). Each sample is [n, d]
+//! Seeded input processes for sweeps (docs/METHOD.md, "The controls"). Each sample is [n, d]
 //! row-major, each dimension an independent copy of a scalar process. All randomness comes from
 //! the caller's ChaCha8Rng, so a seed gives the same inputs on every machine (up to the last bit
 //! of libm's transcendental functions, which rarely survives rounding to f32).

@@ -1,6 +1,6 @@
 //! Streaming moments, signal-to-noise ratios, attention spread and a linear read-out.
 //!
-//! Definitions follow DESIGN.md, "Quantities": V is the unbiased trace of the covariance,
+//! Definitions follow docs/METHOD.md, "Quantities": V is the unbiased trace of the covariance,
 //! SNR = (||mu||^2 - V/S) / V, n_eff = 1 / sum a^2.
 
 use rand::seq::SliceRandom;
@@ -209,7 +209,7 @@ pub struct Snr {
     pub per_dim: f64,
 }
 
-/// Both SNR forms of `m` (DESIGN.md, "Quantities").
+/// Both SNR forms of `m` (docs/METHOD.md, "Quantities").
 pub fn snr(m: &Moments) -> Result<Snr, StatsError> {
     m.check_usable("snr")?;
     let v = m.trace_variance();

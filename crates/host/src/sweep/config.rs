@@ -1,11 +1,11 @@
-//! What a sweep measures: the preset (a control experiment of DESIGN.md or a model), the
+//! What a sweep measures: the preset (a control experiment of docs/METHOD.md or a model), the
 //! input process, the grid of context lengths and the sampling effort.
 
 use ceiling_core::model::ModelConfig;
 use ceiling_core::process::Process;
 use serde::{Deserialize, Serialize};
 
-/// The built-in controls of DESIGN.md ("Built-in controls").
+/// The built-in controls of docs/METHOD.md ("The controls").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Preset {
