@@ -1,23 +1,25 @@
-// Fused attention, one query row per invocation: flash style, one pass over K/V in tiles
+// Fused attention, whole query rows per invocation: flash style, one pass over K/V in tiles
 // held in workgroup memory, online softmax, nothing of size n_q x n_kv in memory.
 //
-// A workgroup of WG invocations takes WG * R consecutive query rows of one (batch, head).
-// Each invocation holds R rows' q and output accumulators (head_dim padded to HD4 vec4s)
-// and computes whole dot products itself: no reduction across invocations, two barriers
-// per K/V tile. Every invocation reads the same K/V element at the same time (a
-// broadcast), four keys a step, and uses each one for its R rows; the accumulators are
-// rescaled once per four keys.
+// A workgroup of WG invocations takes WG * R consecutive query rows of one (batch, head);
+// invocation li holds rows li, li + WG, ..., each with its q and output accumulator as
+// head_dim / 4 (rounded up) vec4s, and computes whole dot products itself: no reduction
+// across invocations, two barriers per K/V tile. Every invocation reads the same K/V
+// element at the same time (a broadcast), four keys a step, and uses each one for its R
+// rows; each row's accumulator is rescaled once per four keys.
+//
+// R and the head dim in vec4s (HD4) are not override constants: the lines marked `//@` are
+// written out once per row and per vec4 by `ceiling_shaders::attention_rows` when a pipeline
+// is made for a plan (`//@ row` and `//@ vec4` repeat one line, `//@ for t` ... `//@ end`
+// a block; each K/V vec4 is loaded just before the rows use it). Straight-line code with one variable per value is what lets a compiler
+// keep them in registers: as loops over arrays (even with constant bounds), Mesa's lavapipe
+// kept the arrays in memory and ran 1.45x slower (BENCH_NOTES.md).
 // Parameters, bindings, the mask and RowSoftmax: attention_common.wgsl.
 
 override WG: u32 = 8u;
 override BK: u32 = 32u;
-// Query rows per invocation: each K/V vec4 read from workgroup memory serves R rows.
-override R: u32 = 8u;
-// head_dim in vec4s; R * HD4 <= RHD4_MAX (the register arrays).
-override HD4: u32 = 16u;
 // Whether the per-row stats are written: without them only the softmax sum is kept.
 override STATS: bool = true;
-const RHD4_MAX: u32 = 128u;
 
 var<workgroup> k_tile: array<vec4<f32>, BK * HD4>;
 var<workgroup> v_tile: array<vec4<f32>, BK * HD4>;
@@ -39,6 +41,56 @@ fn load4(which: u32, row: u32, d: u32) -> vec4<f32> {
     return x;
 }
 
+// Which of 4 keys exist (index below `end`) and pass the key mask: the same for every row.
+fn key_ok(b: u32, j: vec4<u32>, end: u32) -> vec4<bool> {
+    var ok = j < vec4<u32>(end);
+    if (p.flags & 1u) != 0u {
+        let m = b * p.n_kv;
+        let last = m + p.n_kv - 1u;
+        ok = ok & vec4<bool>(
+            key_mask[min(m + j.x, last)] != 0.0,
+            key_mask[min(m + j.y, last)] != 0.0,
+            key_mask[min(m + j.z, last)] != 0.0,
+            key_mask[min(m + j.w, last)] != 0.0,
+        );
+    }
+    return ok;
+}
+
+// Whether query row i exists and, under a causal mask, sees keys j (j + n_q <= i + n_kv, as
+// in key_visible): vector compares, no branches.
+fn causal_ok(i: u32, j: vec4<u32>) -> vec4<bool> {
+    let causal = vec4<bool>(p.causal == 0u) | (j + p.n_q <= vec4<u32>(i + p.n_kv));
+    return causal & vec4<bool>(i < p.n_q);
+}
+
+// Moves a row's running softmax past 4 keys of scores s (hidden where !visible): returns
+// the weights e^(s - m) (0 for hidden keys) and sets c to the factor by which the row's
+// accumulator must be scaled first (1 when no visible key raises the max).
+fn step4(row: ptr<function, RowSoftmax>, s: vec4<f32>, visible: vec4<bool>, c: ptr<function, f32>) -> vec4<f32> {
+    let sm = select(vec4<f32>(NEG_BIG), s, visible);
+    let top = max(max(sm.x, sm.y), max(sm.z, sm.w));
+    let m_new = max((*row).m, top);
+    if STATS {
+        *c = rescale(row, m_new);
+        return accumulate4(row, s, visible);
+    }
+    *c = exp((*row).m - m_new);
+    (*row).m = m_new;
+    let w = select(vec4<f32>(0.0), exp(s - m_new), visible);
+    (*row).l = fma((*row).l, *c, dot(w, vec4<f32>(1.0)));
+    return w;
+}
+
+// Writes a row's output (and stats), dropping the vec4 padding past head_dim.
+fn store4(q_row: u32, d: u32, y: vec4<f32>) {
+    for (var c = 0u; c < 4u; c++) {
+        if d + c < p.head_dim {
+            out[q_row * p.head_dim + d + c] = T(y[c]);
+        }
+    }
+}
+
 @compute @workgroup_size(WG)
 fn attention(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -46,29 +98,22 @@ fn attention(
 ) {
     let h = wg.y;
     let b = wg.z;
-    // Rows i0, i0 + WG, ..., i0 + (R-1) WG: the workgroup's WG * R rows are contiguous.
-    let i0 = wg.x * WG * R + li;
+    let first = wg.x * WG * R;
     let head_row0 = (b * p.heads + h) * p.n_q;
     let kv_head = b * p.kv_heads + h / (p.heads / p.kv_heads);
     let kv_row0 = kv_head * p.n_kv;
 
-    var qr: array<vec4<f32>, RHD4_MAX>;
-    var o: array<vec4<f32>, RHD4_MAX>;
-    var rows: array<RowSoftmax, 8>;
-    for (var r = 0u; r < R; r++) {
-        rows[r] = row_softmax();
-        let i = i0 + r * WG;
-        if i < p.n_q {
-            for (var t = 0u; t < HD4; t++) {
-                qr[r * HD4 + t] = p.scale * load4(0u, head_row0 + i, 4u * t);
-            }
-        }
-    }
+    // Per row r: its index, running softmax, q and output accumulator.
+    //@ row let i{r} = first + li + {r}u * WG;
+    //@ row var row{r} = row_softmax();
+    //@ row_vec4 var q{r}_{t} = vec4<f32>(0.0);
+    //@ row_vec4 var o{r}_{t} = vec4<f32>(0.0);
+    //@ row_vec4 if i{r} < p.n_q { q{r}_{t} = p.scale * load4(0u, head_row0 + i{r}, {d}u); }
 
     // Keys past the last visible one of the block's last row are never needed.
     var kv_end = p.n_kv;
     if p.causal != 0u {
-        kv_end = min(p.n_kv, min(wg.x * WG * R + WG * R, p.n_q) + p.n_kv - p.n_q);
+        kv_end = min(p.n_kv, min(first + WG * R, p.n_q) + p.n_kv - p.n_q);
     }
     for (var j0 = 0u; j0 < kv_end; j0 += BK) {
         for (var e = li; e < BK * HD4; e += WG) {
@@ -86,90 +131,36 @@ fn attention(
         workgroupBarrier();
         let keys = min(BK, kv_end - j0);
         for (var j = 0u; j < keys; j += 4u) {
-            // Scores of 4 keys for each of the R rows.
-            var s: array<vec4<f32>, 8>;
-            for (var t = 0u; t < HD4; t++) {
-                let k0 = k_tile[j * HD4 + t];
-                let k1 = k_tile[(j + 1u) * HD4 + t];
-                let k2 = k_tile[(j + 2u) * HD4 + t];
-                let k3 = k_tile[(j + 3u) * HD4 + t];
-                for (var r = 0u; r < R; r++) {
-                    let qt = qr[r * HD4 + t];
-                    s[r] += vec4<f32>(dot(qt, k0), dot(qt, k1), dot(qt, k2), dot(qt, k3));
-                }
-            }
-            var w: array<vec4<f32>, 8>;
-            var c: array<f32, 8>;
-            // Which of the 4 keys exist and pass the key mask (the same for every row),
-            // then per row the causal limit: vector compares, no branches.
             let jj = vec4<u32>(j0 + j) + vec4<u32>(0u, 1u, 2u, 3u);
-            var key_ok = jj < vec4<u32>(j0 + keys);
-            if (p.flags & 1u) != 0u {
-                let m = b * p.n_kv;
-                let last = m + p.n_kv - 1u;
-                key_ok = key_ok & vec4<bool>(
-                    key_mask[min(m + jj.x, last)] != 0.0,
-                    key_mask[min(m + jj.y, last)] != 0.0,
-                    key_mask[min(m + jj.z, last)] != 0.0,
-                    key_mask[min(m + jj.w, last)] != 0.0,
-                );
+            let ok = key_ok(b, jj, j0 + keys);
+            // Scores of the 4 keys for every row, then each row's softmax step, then the
+            // weighted V rows into each row's accumulator.
+            //@ row var s{r} = vec4<f32>(0.0);
+            //@ for t
+            {
+                let k0 = k_tile[j * HD4 + {t}u];
+                let k1 = k_tile[(j + 1u) * HD4 + {t}u];
+                let k2 = k_tile[(j + 2u) * HD4 + {t}u];
+                let k3 = k_tile[(j + 3u) * HD4 + {t}u];
+                //@ row s{r} += vec4<f32>(dot(q{r}_{t}, k0), dot(q{r}_{t}, k1), dot(q{r}_{t}, k2), dot(q{r}_{t}, k3));
             }
-            for (var r = 0u; r < R; r++) {
-                let i = i0 + r * WG;
-                // Causal: query i sees key j iff j + n_q <= i + n_kv (see key_visible).
-                let causal_ok = vec4<bool>(p.causal == 0u) | (jj + p.n_q <= vec4<u32>(i + p.n_kv));
-                let visible = key_ok & causal_ok & vec4<bool>(i < p.n_q);
-                let sm = select(vec4<f32>(NEG_BIG), s[r], visible);
-                let top = max(max(sm.x, sm.y), max(sm.z, sm.w));
-                // A row that sees none of the 4 keys keeps its state: c = 1, w = 0.
-                var row = rows[r];
-                if STATS {
-                    c[r] = rescale(&row, max(row.m, top));
-                    w[r] = accumulate4(&row, s[r], visible);
-                } else {
-                    let m_new = max(row.m, top);
-                    c[r] = exp(row.m - m_new);
-                    row.m = m_new;
-                    w[r] = select(vec4<f32>(0.0), exp(s[r] - m_new), visible);
-                    row.l = fma(row.l, c[r], dot(w[r], vec4<f32>(1.0)));
-                }
-                rows[r] = row;
+            //@ end
+            //@ row var c{r} = 1.0;
+            //@ row let w{r} = step4(&row{r}, s{r}, ok & causal_ok(i{r}, jj), &c{r});
+            //@ for t
+            {
+                let v0 = v_tile[j * HD4 + {t}u];
+                let v1 = v_tile[(j + 1u) * HD4 + {t}u];
+                let v2 = v_tile[(j + 2u) * HD4 + {t}u];
+                let v3 = v_tile[(j + 3u) * HD4 + {t}u];
+                //@ row o{r}_{t} = fma(vec4<f32>(w{r}.w), v3, fma(vec4<f32>(w{r}.z), v2, fma(vec4<f32>(w{r}.y), v1, fma(vec4<f32>(w{r}.x), v0, o{r}_{t} * c{r}))));
             }
-            for (var t = 0u; t < HD4; t++) {
-                let v0 = v_tile[j * HD4 + t];
-                let v1 = v_tile[(j + 1u) * HD4 + t];
-                let v2 = v_tile[(j + 2u) * HD4 + t];
-                let v3 = v_tile[(j + 3u) * HD4 + t];
-                for (var r = 0u; r < R; r++) {
-                    var acc = o[r * HD4 + t] * c[r];
-                    acc = fma(vec4<f32>(w[r].x), v0, acc);
-                    acc = fma(vec4<f32>(w[r].y), v1, acc);
-                    acc = fma(vec4<f32>(w[r].z), v2, acc);
-                    o[r * HD4 + t] = fma(vec4<f32>(w[r].w), v3, acc);
-                }
-            }
+            //@ end
         }
         workgroupBarrier();
     }
 
-    for (var r = 0u; r < R; r++) {
-        let i = i0 + r * WG;
-        if i >= p.n_q {
-            break;
-        }
-        let q_row = head_row0 + i;
-        let inv = normaliser(rows[r]);
-        for (var t = 0u; t < HD4; t++) {
-            let y = o[r * HD4 + t] * inv;
-            let d = 4u * t;
-            for (var e = 0u; e < 4u; e++) {
-                if d + e < p.head_dim {
-                    out[q_row * p.head_dim + d + e] = T(y[e]);
-                }
-            }
-        }
-        if (p.flags & 2u) != 0u {
-            write_stats(q_row, rows[r]);
-        }
-    }
+    //@ row let inv{r} = normaliser(row{r});
+    //@ row_vec4 if i{r} < p.n_q { store4(head_row0 + i{r}, {d}u, o{r}_{t} * inv{r}); }
+    //@ row if i{r} < p.n_q && (p.flags & 2u) != 0u { write_stats(head_row0 + i{r}, row{r}); }
 }

@@ -128,11 +128,33 @@ impl Family {
 pub struct Variant {
     pub family: Family,
     pub precision: Precision,
+    /// Rows per invocation and head_dim in vec4s that the rows attention kernel is written
+    /// out for (see [`attention_rows`]); None for every other family (and the default
+    /// 8 x 16 there).
+    pub unroll: Option<(u32, u32)>,
 }
+
+/// The rows attention kernel's register tile unless a plan says otherwise: 8 rows of a
+/// head_dim 64.
+pub const ROWS_DEFAULT_UNROLL: (u32, u32) = (8, 16);
 
 impl Variant {
     pub fn new(family: Family, precision: Precision) -> Self {
-        Self { family, precision }
+        Self {
+            family,
+            precision,
+            unroll: None,
+        }
+    }
+
+    /// The rows attention kernel for `rows` query rows per invocation and a head_dim of
+    /// `hd4` vec4s.
+    pub fn attention_rows(precision: Precision, rows: u32, hd4: u32) -> Self {
+        Self {
+            family: Family::AttentionRows,
+            precision,
+            unroll: Some((rows, hd4)),
+        }
     }
 
     /// Every variant the suite ships.
@@ -144,17 +166,27 @@ impl Variant {
 
     /// The complete WGSL source of this variant.
     pub fn source(&self) -> String {
+        let body = match self.family {
+            Family::AttentionRows => {
+                let (rows, hd4) = self.unroll.unwrap_or(ROWS_DEFAULT_UNROLL);
+                attention_rows(self.family.body(), rows, hd4)
+            }
+            _ => self.family.body().to_string(),
+        };
         format!(
             "{}\n{}\n{}\n{}",
             self.precision.prelude(),
             COMMON,
             self.family.shared(),
-            self.family.body()
+            body
         )
     }
 
     pub fn label(&self) -> String {
-        format!("{:?}/{}", self.family, self.precision)
+        match self.unroll {
+            Some((rows, hd4)) => format!("{:?}/{}/{rows}x{hd4}", self.family, self.precision),
+            None => format!("{:?}/{}", self.family, self.precision),
+        }
     }
 
     /// Parses and validates the WGSL with naga, as wgpu would, with the capabilities
@@ -190,6 +222,65 @@ impl Variant {
             message: format!("{e}"),
         })?;
         Ok(module)
+    }
+}
+
+/// Writes out the `//@` lines of attention_rows.wgsl for `rows` query rows per invocation
+/// and a head_dim of `hd4` vec4s, and defines R and HD4. `//@ row code` becomes one line per
+/// row ({r}), `//@ vec4 code` one per vec4 ({t}, and {d} = 4 t), `//@ row_vec4 code` one per
+/// both (rows outer); `//@ for t` ... `//@ end` repeats the lines between per vec4.
+pub fn attention_rows(template: &str, rows: u32, hd4: u32) -> String {
+    let lines: Vec<&str> = template.lines().collect();
+    let mut out = format!("const R: u32 = {rows}u;\nconst HD4: u32 = {hd4}u;\n");
+    expand(&lines, rows, hd4, None, &mut out);
+    out
+}
+
+/// Expands `lines` into `out`; `t` is the vec4 index of an enclosing `//@ for t` block.
+fn expand(lines: &[&str], rows: u32, hd4: u32, t: Option<u32>, out: &mut String) {
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        i += 1;
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let Some(rest) = trimmed.strip_prefix("//@ ") else {
+            let text = match t {
+                Some(t) => line.replace("{t}", &t.to_string()),
+                None => line.to_string(),
+            };
+            out.push_str(&text);
+            out.push('\n');
+            continue;
+        };
+        if rest.trim() == "for t" {
+            // The block runs to the matching `//@ end` (blocks do not nest).
+            let len = lines[i..]
+                .iter()
+                .position(|l| l.trim() == "//@ end")
+                .expect("attention_rows.wgsl: `//@ for t` without `//@ end`");
+            for tv in 0..hd4 {
+                expand(&lines[i..i + len], rows, hd4, Some(tv), out);
+            }
+            i += len + 1;
+            continue;
+        }
+        let (kind, code) = rest.split_once(' ').unwrap_or((rest, ""));
+        let emit = |out: &mut String, r: u32, t: u32| {
+            let text = code
+                .replace("{r}", &r.to_string())
+                .replace("{t}", &t.to_string())
+                .replace("{d}", &(4 * t).to_string());
+            out.push_str(indent);
+            out.push_str(&text);
+            out.push('\n');
+        };
+        match (kind, t) {
+            ("row", t) => (0..rows).for_each(|r| emit(out, r, t.unwrap_or(0))),
+            ("vec4", None) => (0..hd4).for_each(|t| emit(out, 0, t)),
+            ("row_vec4", None) => (0..rows).for_each(|r| (0..hd4).for_each(|t| emit(out, r, t))),
+            (other, _) => panic!("attention_rows.wgsl: unknown or misplaced //@ {other}"),
+        }
     }
 }
 
@@ -248,6 +339,30 @@ mod tests {
             };
             naga::back::spv::write_vec(&module, &info, &options, None)
                 .unwrap_or_else(|e| panic!("{}: {e}", v.label()));
+        }
+    }
+
+    /// The rows attention kernel written out for the register tiles its plans can choose
+    /// (rows x head_dim vec4s up to 128, see the launcher) validates and translates.
+    #[test]
+    fn attention_rows_variants_validate_for_every_tile() {
+        for (rows, hd4) in [
+            (1, 1),
+            (8, 1),
+            (3, 7),
+            (8, 16),
+            (4, 32),
+            (2, 50),
+            (2, 64),
+            (1, 64),
+        ] {
+            for precision in Precision::ALL {
+                let v = Variant::attention_rows(precision, rows, hd4);
+                v.validate().unwrap_or_else(|e| panic!("{e}"));
+                assert!(v
+                    .source()
+                    .contains(&format!("var q{}_{} =", rows - 1, hd4 - 1)));
+            }
         }
     }
 

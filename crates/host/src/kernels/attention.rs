@@ -192,15 +192,9 @@ fn launch(
             ],
         )?,
         AttentionKernel::Rows { wg, rows } => gpu.pipeline(
-            Variant::new(Family::AttentionRows, precision),
+            Variant::attention_rows(precision, rows, hd.div_ceil(4)),
             "attention",
-            &[
-                ("WG", wg),
-                ("R", rows),
-                ("BK", bk),
-                ("HD4", hd.div_ceil(4)),
-                ("STATS", stats.is_some() as u32),
-            ],
+            &[("WG", wg), ("BK", bk), ("STATS", stats.is_some() as u32)],
         )?,
         AttentionKernel::Auto => unreachable!("a plan's kernel is never Auto"),
     };
