@@ -24,7 +24,7 @@ use ceiling_host::kernels::{
 };
 use ceiling_host::model::{GpuModel, ModelKernels};
 use ceiling_host::timing::{
-    self, BenchReport, BenchResult, Clock, CopyBench, Measurement, Peak, Stats, Timer, BENCH_SCHEMA,
+    self, BenchReport, BenchResult, Clock, CopyBench, Measurement, Peak, Stats, Timer,
 };
 use ceiling_host::{AdapterRequest, Gpu, Result, Tensor};
 use ceiling_shaders::{Family, Precision, Variant};
@@ -808,25 +808,19 @@ fn main() {
     settings.insert("sampling_mode".into(), "flat".into());
     settings.insert("filter".into(), bench.filter.clone().into());
     settings.insert("skipped".into(), bench.skipped.into_inner().into());
-    let mut report = BenchReport {
-        schema: BENCH_SCHEMA.into(),
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        created_unix_s: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        adapter: gpu.summary.clone(),
-        timing_method: bench.timer.method(Clock::Auto).into(),
-        timestamp_period_ns: bench.timer.timestamp_period_ns(),
-        size: size.name().into(),
+    let report = BenchReport::new(
+        gpu.summary.clone(),
+        bench.timer.method(Clock::Auto).into(),
+        bench.timer.timestamp_period_ns(),
+        size.name().into(),
         settings,
-        peak: Peak {
+        Peak {
             bandwidth_bytes_per_s: copy.map_or(0.0, |r| r.bytes_per_s),
             bandwidth_case: copy.map_or(String::new(), |r| r.name.clone()),
             ..Default::default()
         },
         results,
-    };
-    report.apply_peaks();
+    );
     let dir = std::env::var_os("CEILING_BENCH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| "target/ceiling-bench".into());

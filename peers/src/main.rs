@@ -26,7 +26,7 @@ use burn::tensor::{Device, DeviceKind};
 use ceiling_core::kernel::{AttentionShape, MatmulShape};
 use ceiling_host::kernels::{AttentionKernel, AttentionPlan, MatmulKernel, MatmulPlan};
 use ceiling_host::timing::{
-    self, BenchReport, BenchResult, Measurement, Peak, Stats, Timer, BENCH_SCHEMA, METHOD_WALL,
+    self, BenchReport, BenchResult, Measurement, Peak, Stats, Timer, METHOD_WALL,
 };
 use ceiling_host::{AdapterRequest, Autotune, Gpu};
 use rand::{Rng, SeedableRng};
@@ -630,21 +630,15 @@ fn run() -> Result<()> {
         Size::Small => "small",
         Size::Large => "large",
     };
-    let mut report = BenchReport {
-        schema: BENCH_SCHEMA.into(),
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        created_unix_s: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        adapter: gpu.summary.clone(),
-        timing_method: METHOD_WALL.into(),
-        timestamp_period_ns: timer.timestamp_period_ns(),
-        size: size.into(),
+    let report = BenchReport::new(
+        gpu.summary.clone(),
+        METHOD_WALL.into(),
+        timer.timestamp_period_ns(),
+        size.into(),
         settings,
         peak,
         results,
-    };
-    report.apply_peaks();
+    );
 
     print_table(&report, &entries, &cases, &burn_impl);
     let path = args.out.clone().unwrap_or_else(|| {

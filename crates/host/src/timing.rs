@@ -396,6 +396,36 @@ impl BenchResult {
 }
 
 impl BenchReport {
+    /// A report stamped with the schema, this tool's version and the time, with the
+    /// arithmetic peak and every result's fractions filled in from `peak`'s bandwidth and
+    /// the best matmul (see [`BenchReport::apply_peaks`]).
+    pub fn new(
+        adapter: AdapterSummary,
+        timing_method: String,
+        timestamp_period_ns: f64,
+        size: String,
+        settings: BTreeMap<String, serde_json::Value>,
+        peak: Peak,
+        results: Vec<BenchResult>,
+    ) -> Self {
+        let mut report = BenchReport {
+            schema: BENCH_SCHEMA.into(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            created_unix_s: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            adapter,
+            timing_method,
+            timestamp_period_ns,
+            size,
+            settings,
+            peak,
+            results,
+        };
+        report.apply_peaks();
+        report
+    }
+
     /// Sets the arithmetic peak from the best matmul and fills in every result's fractions
     /// and roofline bound. The bandwidth peak must be set before.
     pub fn apply_peaks(&mut self) {
