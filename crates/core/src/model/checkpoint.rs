@@ -7,7 +7,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
 use super::{
-    FfnActivation, LayerWeights, Layout, Linear, ModelConfig, ModelError, ModelWeights, Norm,
+    FfnActivation, LayerWeights, Layout, LmHead, Linear, ModelConfig, ModelError, ModelWeights, Norm,
     NormKind, Position,
 };
 
@@ -249,6 +249,8 @@ fn load_bert(json: &Value, t: &Tensors) -> Result<ModelWeights, ModelError> {
         embed_norm: Some(t.layer_norm("embeddings.LayerNorm", d)?),
         layers: (0..layers).map(layer).collect::<Result<_, _>>()?,
         final_norm: None,
+        // The masked-LM head is not loaded: the encoder's states are what is measured.
+        lm_head: LmHead::None,
         config,
     })
 }
@@ -313,6 +315,7 @@ fn load_gpt2(json: &Value, t: &Tensors) -> Result<ModelWeights, ModelError> {
         embed_norm: None,
         layers: (0..layers).map(layer).collect::<Result<_, _>>()?,
         final_norm: Some(t.layer_norm("ln_f", d)?),
+        lm_head: LmHead::Tied,
         config,
     })
 }

@@ -8,7 +8,7 @@ mod weights;
 
 pub use checkpoint::load_checkpoint;
 pub use config::{FfnActivation, Layout, ModelConfig, NormKind, Position};
-pub use weights::{LayerWeights, Linear, ModelWeights, Norm};
+pub use weights::{LayerWeights, Linear, LmHead, ModelWeights, Norm};
 
 /// Why a model could not be built, loaded or run; names the tensor or field at fault.
 #[derive(Debug, thiserror::Error)]

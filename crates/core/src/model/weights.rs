@@ -52,6 +52,19 @@ pub struct ModelWeights {
     pub layers: Vec<LayerWeights>,
     /// Norm after the last block (pre-norm models).
     pub final_norm: Option<Norm>,
+    /// How final hidden states become next-token logits.
+    pub lm_head: LmHead,
+}
+
+/// The output embedding of a language model: logits = final_norm(h) E^T with E [vocab, d].
+#[derive(Clone, Debug, PartialEq)]
+pub enum LmHead {
+    /// No head (encoders, vector-input models).
+    None,
+    /// E is the token embedding (GPT-2, SmolLM2).
+    Tied,
+    /// E is its own matrix [vocab, d] (Llama's `lm_head.weight`, GGUF's `output.weight`).
+    Separate(Vec<f32>),
 }
 
 /// Deterministic uniform numbers from integer arithmetic only, so that a seed gives the same
@@ -86,6 +99,15 @@ impl Draw {
 }
 
 impl ModelWeights {
+    /// The output embedding [vocab, d], if the model has a language-model head.
+    pub fn output_embedding(&self) -> Option<&[f32]> {
+        match &self.lm_head {
+            LmHead::None => None,
+            LmHead::Tied => self.token_embedding.as_deref(),
+            LmHead::Separate(e) => Some(e),
+        }
+    }
+
     /// Weights drawn from `seed`: the same seed gives the same model on every machine.
     pub fn random(config: &ModelConfig, seed: u64) -> Result<Self, ModelError> {
         config.validate()?;
@@ -121,6 +143,7 @@ impl ModelWeights {
             embed_norm,
             layers,
             final_norm,
+            lm_head: if c.vocab > 0 { LmHead::Tied } else { LmHead::None },
         };
         w.validate()?;
         Ok(w)
@@ -173,6 +196,9 @@ impl ModelWeights {
         if let Some(n) = &self.final_norm {
             push_norm(&mut out, "final_norm", n);
         }
+        if let LmHead::Separate(e) = &self.lm_head {
+            out.push(("lm_head".into(), e));
+        }
         out
     }
 
@@ -214,6 +240,9 @@ impl ModelWeights {
         }
         if let Some(n) = &mut self.final_norm {
             norm(&mut f, "final_norm", n);
+        }
+        if let LmHead::Separate(e) = &mut self.lm_head {
+            f("lm_head", e);
         }
     }
 
@@ -281,6 +310,15 @@ impl ModelWeights {
         }
         if let Some(n) = &self.final_norm {
             norm("final_norm".into(), n)?;
+        }
+        match &self.lm_head {
+            LmHead::Separate(e) => shape("lm_head".into(), c.vocab * d, e.len())?,
+            LmHead::Tied if self.token_embedding.is_none() => {
+                return Err(ModelError::Config(
+                    "a tied output head needs a token embedding".into(),
+                ))
+            }
+            _ => {}
         }
         if self.layers.len() != c.layers {
             return Err(ModelError::Config(format!(
