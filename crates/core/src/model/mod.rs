@@ -3,6 +3,7 @@
 
 mod checkpoint;
 mod config;
+pub mod gguf;
 pub mod reference;
 mod weights;
 
@@ -29,6 +30,8 @@ pub enum ModelError {
     Unsupported(String),
     #[error("cannot read {path}: {message}")]
     Io { path: String, message: String },
+    #[error("{path}: not a valid GGUF file: {message}")]
+    Gguf { path: String, message: String },
     #[error("bad forward input: {0}")]
     Input(String),
 }
