@@ -7,3 +7,4 @@ pub mod model;
 pub mod process;
 pub mod reference;
 pub mod stats;
+pub mod text;

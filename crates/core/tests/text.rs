@@ -1,0 +1,253 @@
+//! Tokenizers and corpora on small files the tests write themselves.
+
+use std::path::Path;
+
+use ceiling_core::text::{read_corpus, TextError, TokenizedCorpus, Tokenizer};
+
+/// GPT-2's map from bytes to the printable characters byte-level BPE works on.
+fn byte_chars() -> Vec<char> {
+    let mut printable: Vec<u32> = (b'!' as u32..=b'~' as u32)
+        .chain(0xA1..=0xAC)
+        .chain(0xAE..=0xFF)
+        .collect();
+    let mut chars = vec!['\0'; 256];
+    let mut extra = 0;
+    for b in 0..256u32 {
+        if !printable.contains(&b) {
+            chars[b as usize] = char::from_u32(256 + extra).unwrap();
+            extra += 1;
+        } else {
+            chars[b as usize] = char::from_u32(b).unwrap();
+        }
+    }
+    printable.clear();
+    chars
+}
+
+/// A byte-level BPE vocabulary: every byte, then the merges' results.
+fn bpe_vocab() -> (Vec<String>, Vec<(String, String)>) {
+    let mut tokens: Vec<String> = byte_chars().iter().map(|c| c.to_string()).collect();
+    let merges = vec![
+        ("Ġ".to_string(), "t".to_string()),
+        ("h".to_string(), "e".to_string()),
+        ("Ġt".to_string(), "he".to_string()),
+    ];
+    for (a, b) in &merges {
+        tokens.push(format!("{a}{b}"));
+    }
+    tokens.push("<|endoftext|>".into());
+    (tokens, merges)
+}
+
+fn write_bpe_json(path: &Path, extra: &str) {
+    let (tokens, merges) = bpe_vocab();
+    let vocab: serde_json::Map<String, serde_json::Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i.into()))
+        .collect();
+    let merges: Vec<String> = merges.iter().map(|(a, b)| format!("{a} {b}")).collect();
+    let end = tokens.len() - 1;
+    let json = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [{"id": end, "content": "<|endoftext|>", "single_word": false,
+            "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+            "use_regex": true},
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true,
+            "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+            "continuing_subword_prefix": null, "end_of_word_suffix": null,
+            "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": merges}
+    });
+    let mut text = serde_json::to_string_pretty(&json).unwrap();
+    if !extra.is_empty() {
+        text = text.replacen("\"truncation\": null", extra, 1);
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn id(token: &str) -> u32 {
+    bpe_vocab().0.iter().position(|t| t == token).unwrap() as u32
+}
+
+#[test]
+fn byte_level_bpe_gives_the_merged_ids_and_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    write_bpe_json(&path, "");
+    let tok = Tokenizer::from_json_file(&path).unwrap();
+    // "the" has no leading space: t + he; " the" merges all the way to one token.
+    assert_eq!(
+        tok.encode("the the").unwrap(),
+        vec![id("t"), id("he"), id("Ġthe")]
+    );
+    assert!(tok.prefix().is_empty());
+    for text in [
+        "the the",
+        "Unicode: naïve café — 東京 🙂, tabs\tand\nnewlines  double  spaces",
+        " leading and trailing ",
+        "<|endoftext|>between<|endoftext|>",
+    ] {
+        let ids = tok.encode(text).unwrap();
+        assert_eq!(tok.decode(&ids).unwrap(), text, "round trip of {text:?}");
+    }
+    // The special token is matched whole.
+    let ids = tok.encode("a<|endoftext|>b").unwrap();
+    assert_eq!(ids[1], id("<|endoftext|>"));
+}
+
+#[test]
+fn truncation_and_padding_in_the_file_are_switched_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    // As all-MiniLM-L6-v2 ships it: truncation at 128 and padding to 128.
+    write_bpe_json(
+        &path,
+        "\"truncation\": {\"direction\": \"Right\", \"max_length\": 128, \"strategy\": \
+         \"LongestFirst\", \"stride\": 0}, \"padding\": {\"strategy\": {\"Fixed\": 128}, \
+         \"direction\": \"Right\", \"pad_to_multiple_of\": null, \"pad_id\": 0, \
+         \"pad_type_id\": 0, \"pad_token\": \"!\"}, \"old_padding\": null",
+    );
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"old_padding\": null,", "");
+    let text = text.replacen("\"padding\": null,", "", 1);
+    std::fs::write(&path, text).unwrap();
+    let tok = Tokenizer::from_json_file(&path).unwrap();
+    let long = "the ".repeat(300);
+    // "the" = t + he, then 299 x "Ġthe", then the trailing space: 302 ids, not 128.
+    assert_eq!(
+        tok.encode(&long).unwrap().len(),
+        2 + 299 + 1,
+        "cut or padded"
+    );
+    assert_eq!(tok.encode("the").unwrap().len(), 2, "padded");
+}
+
+#[test]
+fn a_broken_tokenizer_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    std::fs::write(&path, "{ not json").unwrap();
+    let e = Tokenizer::from_json_file(&path).unwrap_err().to_string();
+    assert!(e.contains("tokenizer.json"), "{e}");
+}
+
+fn tokenizer(dir: &Path) -> Tokenizer {
+    let path = dir.join("tokenizer.json");
+    write_bpe_json(&path, "");
+    Tokenizer::from_json_file(&path).unwrap()
+}
+
+#[test]
+fn corpora_are_files_folders_or_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("corpus");
+    std::fs::create_dir_all(root.join("sub/deeper")).unwrap();
+    std::fs::write(root.join("a.txt"), "the the the").unwrap();
+    std::fs::write(root.join("sub/b.md"), "# the\nthe").unwrap();
+    std::fs::write(root.join("sub/deeper/c.txt"), "the").unwrap();
+    std::fs::write(root.join("sub/ignored.bin"), [0xff, 0xfe]).unwrap();
+    std::fs::write(root.join("empty.txt"), "  \n").unwrap();
+    let (docs, info) = read_corpus(&root).unwrap();
+    assert_eq!(info.files, 4);
+    assert_eq!(docs.len(), 3, "the empty file is no document");
+    assert!(docs[0].origin.ends_with("a.txt"));
+    let hash = info.sha256.clone();
+    std::fs::write(root.join("a.txt"), "the the thE").unwrap();
+    assert_ne!(
+        read_corpus(&root).unwrap().1.sha256,
+        hash,
+        "content is hashed"
+    );
+
+    let jsonl = dir.path().join("c.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"text\": \"one\"}\n\n{\"text\": \"two\", \"id\": 2}\n",
+    )
+    .unwrap();
+    let (docs, info) = read_corpus(&jsonl).unwrap();
+    assert_eq!((docs.len(), info.files), (2, 1));
+    assert_eq!(docs[1].text, "two");
+    assert!(docs[1].origin.ends_with("c.jsonl:3"));
+}
+
+#[test]
+fn bad_corpora_are_refused_with_the_file_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("latin1.txt");
+    std::fs::write(&bad, b"caf\xe9").unwrap();
+    let e = read_corpus(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("latin1.txt") && e.contains("UTF-8") && e.contains("offset 3"),
+        "{e}"
+    );
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let e = read_corpus(&empty).unwrap_err().to_string();
+    assert!(e.contains("no .txt"), "{e}");
+
+    let blank = dir.path().join("blank.txt");
+    std::fs::write(&blank, "\n\n").unwrap();
+    assert!(matches!(read_corpus(&blank), Err(TextError::Corpus(_))));
+
+    let jsonl = dir.path().join("bad.jsonl");
+    std::fs::write(&jsonl, "{\"text\": \"ok\"}\n{\"body\": \"no text\"}\n").unwrap();
+    let e = read_corpus(&jsonl).unwrap_err().to_string();
+    assert!(e.contains("bad.jsonl:2") && e.contains("\"text\""), "{e}");
+
+    let missing = dir.path().join("nope.txt");
+    let e = read_corpus(&missing).unwrap_err().to_string();
+    assert!(e.contains("nope.txt"), "{e}");
+
+    // Too short for the context: refused before any window is cut.
+    let short = dir.path().join("short.txt");
+    std::fs::write(&short, "the the").unwrap();
+    let tok = tokenizer(dir.path());
+    let mut c = TokenizedCorpus::load(&short, &tok).unwrap();
+    let e = c.prepare(64).unwrap_err().to_string();
+    assert!(e.contains("64") && e.contains("longest has 3"), "{e}");
+}
+
+#[test]
+fn windows_are_seeded_slices_of_single_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("corpus");
+    std::fs::create_dir(&root).unwrap();
+    // Document k is the letter k repeated: a window mixing documents would mix letters.
+    for (k, letter) in ["a", "b", "c"].iter().enumerate() {
+        std::fs::write(root.join(format!("{k}.txt")), letter.repeat(40 * (k + 1))).unwrap();
+    }
+    std::fs::write(root.join("tiny.txt"), "x").unwrap();
+    let tok = tokenizer(dir.path());
+    let mut c = TokenizedCorpus::load(&root, &tok).unwrap();
+    c.prepare(8).unwrap();
+    assert_eq!(c.info.documents_skipped, 1, "the one-token document");
+    assert_eq!(c.info.documents_used, 3);
+    assert_eq!(c.info.tokens, 40 + 80 + 120 + 1);
+    let w = c.windows(8, 200, 7).unwrap();
+    assert_eq!(w.len(), 8 * 200);
+    let mut seen = [0usize; 3];
+    for window in w.chunks(8) {
+        assert!(
+            window.iter().all(|&t| t == window[0]),
+            "window crosses documents"
+        );
+        let k = ["a", "b", "c"]
+            .iter()
+            .position(|l| id(l) == window[0])
+            .unwrap();
+        seen[k] += 1;
+    }
+    // Starts are uniform over positions: the 120-token document gives most windows.
+    assert!(seen[2] > seen[1] && seen[1] > seen[0], "{seen:?}");
+    assert_eq!(c.windows(8, 200, 7).unwrap(), w, "same seed, same windows");
+    assert_ne!(c.windows(8, 200, 8).unwrap(), w);
+}
