@@ -1,12 +1,15 @@
 //! The GPU forward pass against the f64 reference, layer by layer, for each layout; the rope
-//! kernel; and Hugging Face checkpoints (BERT, GPT-2) written here and loaded back.
+//! kernel; and checkpoints (BERT, GPT-2 and Llama as safetensors, Llama as GGUF) written here
+//! and loaded back.
 
 mod common;
 
 use std::path::Path;
 
+use ceiling_core::model::gguf::{self, GgmlType, GgufFile};
 use ceiling_core::model::{
-    load_checkpoint, reference as model_ref, ForwardInput, ModelConfig, ModelWeights, ProbeStates,
+    load_checkpoint, load_model, reference as model_ref, ForwardInput, LmHead, ModelConfig,
+    ModelWeights, ProbeStates,
 };
 use ceiling_core::reference::{self, compare};
 use ceiling_host::kernels;
@@ -517,6 +520,223 @@ fn bad_checkpoints_name_the_problem() {
     let empty = tempfile::tempdir().unwrap();
     let e = load_checkpoint(empty.path()).unwrap_err().to_string();
     assert!(e.contains("config.json"), "{e}");
+}
+
+// ---- Llama: safetensors and GGUF ----
+
+/// A small Llama whose every width is a multiple of 32, as the quantised GGUF blocks need.
+fn small_llama(head: LmHead) -> ModelWeights {
+    let mut c = ModelConfig::llama_like(2, 64, 4, 2, 96);
+    c.ff_dim = 96;
+    c.position = ceiling_core::model::Position::Rotary { base: 100000.0 };
+    c.norm_eps = 1e-5;
+    let mut w = ModelWeights::random(&c, 31).unwrap();
+    if matches!(head, LmHead::Separate(_)) {
+        let mut rng = rng("small_llama_head");
+        w.lm_head = LmHead::Separate(random(&mut rng, 96 * 64));
+    }
+    w
+}
+
+fn llama_config(w: &ModelWeights) -> serde_json::Value {
+    let c = &w.config;
+    let base = match c.position {
+        ceiling_core::model::Position::Rotary { base } => base,
+        _ => unreachable!(),
+    };
+    serde_json::json!({
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": c.d_model,
+        "num_hidden_layers": c.layers,
+        "num_attention_heads": c.heads,
+        "num_key_value_heads": c.kv_heads,
+        "intermediate_size": c.ff_dim,
+        "rms_norm_eps": c.norm_eps,
+        "rope_theta": base,
+        "vocab_size": c.vocab,
+        "hidden_act": "silu",
+        "max_position_embeddings": 2048,
+        "rope_scaling": null,
+        "tie_word_embeddings": w.lm_head == LmHead::Tied,
+    })
+}
+
+fn llama_entries(w: &ModelWeights, dtype: Dtype) -> Vec<Entry> {
+    let c = &w.config;
+    let (d, ff, hd) = (c.d_model, c.ff_dim, c.head_dim());
+    let mut e = vec![
+        entry(
+            "model.embed_tokens.weight",
+            w.token_embedding.as_ref().unwrap(),
+            &[c.vocab, d],
+            dtype,
+        ),
+        entry(
+            "model.norm.weight",
+            &w.final_norm.as_ref().unwrap().gamma,
+            &[d],
+            dtype,
+        ),
+    ];
+    if let LmHead::Separate(head) = &w.lm_head {
+        e.push(entry("lm_head.weight", head, &[c.vocab, d], dtype));
+    }
+    for (i, l) in w.layers.iter().enumerate() {
+        let p = format!("model.layers.{i}.");
+        let lin = |name: &str, x: &ceiling_core::model::Linear| {
+            entry(
+                &format!("{p}{name}.weight"),
+                &x.weight,
+                &[x.out_dim, x.in_dim],
+                dtype,
+            )
+        };
+        e.push(entry(
+            &format!("{p}input_layernorm.weight"),
+            &l.attn_norm.gamma,
+            &[d],
+            dtype,
+        ));
+        e.push(entry(
+            &format!("{p}post_attention_layernorm.weight"),
+            &l.ffn_norm.gamma,
+            &[d],
+            dtype,
+        ));
+        e.push(lin("self_attn.q_proj", &l.q));
+        e.push(lin("self_attn.k_proj", &l.k));
+        e.push(lin("self_attn.v_proj", &l.v));
+        e.push(lin("self_attn.o_proj", &l.o));
+        e.push(lin("mlp.gate_proj", l.gate.as_ref().unwrap()));
+        e.push(lin("mlp.up_proj", &l.up));
+        e.push(lin("mlp.down_proj", &l.down));
+        assert_eq!(
+            (l.q.out_dim, l.k.out_dim, l.up.out_dim),
+            (c.heads * hd, c.kv_heads * hd, ff)
+        );
+    }
+    e
+}
+
+#[test]
+fn llama_as_safetensors_and_as_gguf_gives_the_same_model_and_states() {
+    for head in [LmHead::Tied, LmHead::Separate(Vec::new())] {
+        let w = small_llama(head);
+        let dir = tempfile::tempdir().unwrap();
+        write_checkpoint(dir.path(), llama_config(&w), &llama_entries(&w, Dtype::F32));
+        let from_st = load_model(dir.path()).unwrap();
+        assert_eq!(from_st.weights, w, "safetensors round trip");
+        assert!(from_st.tokenizer.is_none());
+        // GGUF as llama.cpp writes it: Q and K rows permuted, undone at load.
+        let path = dir.path().join("model.gguf");
+        std::fs::write(&path, gguf::write_llama(&w, GgmlType::F32).unwrap()).unwrap();
+        let from_gguf = load_model(&path).unwrap();
+        assert_eq!(from_gguf.weights, w, "GGUF round trip");
+        let raw = GgufFile::open(&path).unwrap();
+        let q_rows = raw.tensor_f32("blk.0.attn_q.weight").unwrap();
+        assert_ne!(q_rows, w.layers[0].q.weight, "the file holds permuted rows");
+
+        // The same hidden states from both, and the f64 reference agrees.
+        let gpu = gpu();
+        let ids: Vec<u32> = (0..2 * 11).map(|i| (i * 37 % 96) as u32).collect();
+        let input = ForwardInput::Tokens {
+            ids: &ids,
+            batch: 2,
+            n: 11,
+        };
+        let probes: Vec<usize> = (0..11).collect();
+        let a = GpuModel::new(gpu, &from_st.weights, Precision::F32)
+            .unwrap()
+            .forward(gpu, &input, &probes)
+            .unwrap();
+        let b = GpuModel::new(gpu, &from_gguf.weights, Precision::F32)
+            .unwrap()
+            .forward(gpu, &input, &probes)
+            .unwrap();
+        assert_eq!(a.hidden, b.hidden);
+        let want = model_ref::forward(&w, &input, &probes).unwrap();
+        compare_states("llama gguf", &b, &want, model_tolerance(Precision::F32));
+    }
+}
+
+#[test]
+fn quantised_gguf_llama_stays_close_to_its_f32_model() {
+    let w = small_llama(LmHead::Tied);
+    let gpu = gpu();
+    let ids: Vec<u32> = (0..16).map(|i| (i * 53 % 96) as u32).collect();
+    let input = ForwardInput::Tokens {
+        ids: &ids,
+        batch: 1,
+        n: 16,
+    };
+    let probes: Vec<usize> = (0..16).collect();
+    let exact = model_ref::forward(&w, &input, &probes).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Relative error of the last hidden state: shrinks with more bits.
+    let mut errors = Vec::new();
+    for dtype in [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q8_0,
+        GgmlType::F16,
+    ] {
+        let path = dir.path().join(format!("{dtype}.gguf"));
+        std::fs::write(&path, gguf::write_llama(&w, dtype).unwrap()).unwrap();
+        let q = load_model(&path).unwrap().weights;
+        // The dequantised model on the GPU matches its own f64 reference...
+        let got = GpuModel::new(gpu, &q, Precision::F32)
+            .unwrap()
+            .forward(gpu, &input, &probes)
+            .unwrap();
+        let want = model_ref::forward(&q, &input, &probes).unwrap();
+        compare_states(
+            &format!("llama {dtype}"),
+            &got,
+            &want,
+            model_tolerance(Precision::F32),
+        );
+        // ...and is a small perturbation of the unquantised one.
+        let last = got.hidden.last().unwrap();
+        let err = compare(last, exact.hidden.last().unwrap()).rel;
+        eprintln!("{dtype}: last hidden state relative error {err:.3e} against the f32 model");
+        errors.push(err);
+    }
+    assert!(errors[0] < 0.3 && errors[1] < 0.3, "4-bit: {errors:?}");
+    assert!(errors[2] < 0.02, "8-bit: {errors:?}");
+    assert!(errors[3] < 2e-3, "f16: {errors:?}");
+    assert!(errors[2] < errors[0] && errors[3] < errors[2], "{errors:?}");
+}
+
+#[test]
+fn bad_llama_files_name_the_problem() {
+    let w = small_llama(LmHead::Tied);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = llama_config(&w);
+    cfg["rope_scaling"] = serde_json::json!({"type": "linear", "factor": 2.0});
+    write_checkpoint(dir.path(), cfg, &llama_entries(&w, Dtype::F16));
+    let e = load_model(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("rope_scaling"), "{e}");
+    // Untied config without lm_head.weight.
+    let mut cfg = llama_config(&w);
+    cfg["tie_word_embeddings"] = serde_json::json!(false);
+    write_checkpoint(dir.path(), cfg, &llama_entries(&w, Dtype::F16));
+    let e = load_model(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("lm_head.weight") && e.contains("missing"), "{e}");
+    // A file that is not GGUF, and a truncated GGUF.
+    let not = dir.path().join("x.gguf");
+    std::fs::write(&not, b"GGML and then some").unwrap();
+    let e = load_model(&not).unwrap_err().to_string();
+    assert!(e.contains("x.gguf"), "{e}");
+    let bytes = gguf::write_llama(&w, GgmlType::Q8_0).unwrap();
+    std::fs::write(&not, &bytes[..bytes.len() - 100]).unwrap();
+    let e = load_model(&not).unwrap_err().to_string();
+    assert!(e.contains("x.gguf"), "{e}");
+    // A file with another extension.
+    let other = dir.path().join("model.bin");
+    std::fs::write(&other, &bytes).unwrap();
+    let e = load_model(&other).unwrap_err().to_string();
+    assert!(e.contains(".gguf"), "{e}");
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Hugging Face checkpoints (config.json + model.safetensors, f32/f16/bf16) of the BERT and
-//! GPT-2 families, mapped onto [`ModelWeights`].
+//! Hugging Face checkpoints (config.json + model.safetensors, f32/f16/bf16) of the BERT,
+//! GPT-2 and Llama families, mapped onto [`ModelWeights`].
 
 use std::path::Path;
 
@@ -7,8 +7,8 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
 use super::{
-    FfnActivation, LayerWeights, Layout, LmHead, Linear, ModelConfig, ModelError, ModelWeights, Norm,
-    NormKind, Position,
+    FfnActivation, LayerWeights, Layout, Linear, LmHead, ModelConfig, ModelError, ModelWeights,
+    Norm, NormKind, Position,
 };
 
 /// Loads `dir/config.json` and `dir/model.safetensors`.
@@ -46,10 +46,13 @@ pub fn load_checkpoint(dir: &Path) -> Result<ModelWeights, ModelError> {
         load_bert(&json, &Tensors::new(&st, &["", "bert."]))?
     } else if is("gpt2", "GPT2") {
         load_gpt2(&json, &Tensors::new(&st, &["", "transformer."]))?
+    } else if is("llama", "Llama") {
+        load_llama(&json, &Tensors::new(&st, &["model.", ""]))?
     } else {
         return Err(ModelError::Unsupported(format!(
             "unknown architecture (model_type '{model_type}', architectures {archs:?}) in {}: \
-             supported are the BERT family (model_type \"bert\") and GPT-2 (\"gpt2\")",
+             supported are the BERT family (model_type \"bert\"), GPT-2 (\"gpt2\") and \
+             Llama (\"llama\"; SmolLM2 is one)",
             config_path.display()
         )));
     };
@@ -132,6 +135,21 @@ impl<'a> Tensors<'a> {
         Ok(Linear {
             weight: self.get(&format!("{name}.weight"), &[out_dim, in_dim])?,
             bias: Some(self.get(&format!("{name}.bias"), &[out_dim])?),
+            out_dim,
+            in_dim,
+        })
+    }
+
+    /// A Linear without bias (Llama).
+    fn linear_no_bias(
+        &self,
+        name: &str,
+        out_dim: usize,
+        in_dim: usize,
+    ) -> Result<Linear, ModelError> {
+        Ok(Linear {
+            weight: self.get(&format!("{name}.weight"), &[out_dim, in_dim])?,
+            bias: None,
             out_dim,
             in_dim,
         })
@@ -316,6 +334,101 @@ fn load_gpt2(json: &Value, t: &Tensors) -> Result<ModelWeights, ModelError> {
         layers: (0..layers).map(layer).collect::<Result<_, _>>()?,
         final_norm: Some(t.layer_norm("ln_f", d)?),
         lm_head: LmHead::Tied,
+        config,
+    })
+}
+
+fn load_llama(json: &Value, t: &Tensors) -> Result<ModelWeights, ModelError> {
+    let d = key_usize(json, "hidden_size")?;
+    let layers = key_usize(json, "num_hidden_layers")?;
+    let heads = key_usize(json, "num_attention_heads")?;
+    let kv_heads = json
+        .get("num_key_value_heads")
+        .and_then(Value::as_u64)
+        .map_or(heads, |v| v as usize);
+    let ff = key_usize(json, "intermediate_size")?;
+    let vocab = key_usize(json, "vocab_size")?;
+    let act = json
+        .get("hidden_act")
+        .and_then(Value::as_str)
+        .unwrap_or("silu");
+    let refuse = |m: String| Err(ModelError::Unsupported(format!("config.json {m}")));
+    if act != "silu" {
+        return refuse(format!(
+            "hidden_act '{act}': Llama models here use silu (SwiGLU)"
+        ));
+    }
+    if json.get("rope_scaling").is_some_and(|v| !v.is_null()) {
+        return refuse("sets rope_scaling: only plain rotary positions are supported".into());
+    }
+    for key in ["attention_bias", "mlp_bias"] {
+        if json.get(key).and_then(Value::as_bool) == Some(true) {
+            return refuse(format!("sets {key}: Llama layers without biases only"));
+        }
+    }
+    if let Some(hd) = json.get("head_dim").and_then(Value::as_u64) {
+        if heads == 0 || hd as usize * heads != d {
+            return refuse(format!(
+                "head_dim {hd} with {heads} heads does not span hidden_size {d}"
+            ));
+        }
+    }
+    let config = ModelConfig {
+        layers,
+        d_model: d,
+        heads,
+        kv_heads,
+        ff_dim: ff,
+        norm: NormKind::RmsNorm,
+        norm_eps: key_f64(json, "rms_norm_eps", 1e-6),
+        activation: FfnActivation::SwiGlu,
+        layout: Layout::PreNorm,
+        position: Position::Rotary {
+            base: key_f64(json, "rope_theta", 10000.0),
+        },
+        causal: true,
+        vocab,
+        bias: false,
+    };
+    config.validate()?;
+    let hd = config.head_dim();
+    let rms = |name: String| -> Result<Norm, ModelError> {
+        Ok(Norm {
+            gamma: t.get(&format!("{name}.weight"), &[d])?,
+            beta: None,
+        })
+    };
+    let layer = |i: usize| -> Result<LayerWeights, ModelError> {
+        let p = format!("layers.{i}.");
+        Ok(LayerWeights {
+            attn_norm: rms(format!("{p}input_layernorm"))?,
+            q: t.linear_no_bias(&format!("{p}self_attn.q_proj"), heads * hd, d)?,
+            k: t.linear_no_bias(&format!("{p}self_attn.k_proj"), kv_heads * hd, d)?,
+            v: t.linear_no_bias(&format!("{p}self_attn.v_proj"), kv_heads * hd, d)?,
+            o: t.linear_no_bias(&format!("{p}self_attn.o_proj"), d, heads * hd)?,
+            ffn_norm: rms(format!("{p}post_attention_layernorm"))?,
+            up: t.linear_no_bias(&format!("{p}mlp.up_proj"), ff, d)?,
+            gate: Some(t.linear_no_bias(&format!("{p}mlp.gate_proj"), ff, d)?),
+            down: t.linear_no_bias(&format!("{p}mlp.down_proj"), d, ff)?,
+        })
+    };
+    // Llama's config defaults to separate output weights; SmolLM2 ties them.
+    let tied = json
+        .get("tie_word_embeddings")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let lm_head = if tied {
+        LmHead::Tied
+    } else {
+        LmHead::Separate(t.get("lm_head.weight", &[vocab, d])?)
+    };
+    Ok(ModelWeights {
+        token_embedding: Some(t.get("embed_tokens.weight", &[vocab, d])?),
+        position_embedding: None,
+        embed_norm: None,
+        layers: (0..layers).map(layer).collect::<Result<_, _>>()?,
+        final_norm: Some(rms("norm".into())?),
+        lm_head,
         config,
     })
 }

@@ -11,6 +11,75 @@ pub use checkpoint::load_checkpoint;
 pub use config::{FfnActivation, Layout, ModelConfig, NormKind, Position};
 pub use weights::{LayerWeights, Linear, LmHead, ModelWeights, Norm};
 
+use std::path::Path;
+
+use crate::text::{TextError, Tokenizer};
+
+/// A model and the tokenizer that came with it.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub weights: ModelWeights,
+    /// From `tokenizer.json` beside a checkpoint, or from a GGUF file's metadata.
+    pub tokenizer: Option<Tokenizer>,
+    /// What was loaded, for run records: "gguf PATH" or "checkpoint DIR".
+    pub source: String,
+}
+
+/// Loads a `.gguf` file (llama architecture, with its tokenizer) or a Hugging Face
+/// checkpoint directory (with `tokenizer.json` when it has one).
+pub fn load_model(path: &Path) -> Result<LoadedModel, ModelError> {
+    if is_gguf(path)? {
+        let file = gguf::GgufFile::open(path)?;
+        return Ok(LoadedModel {
+            weights: gguf::load_llama(&file)?,
+            tokenizer: gguf_tokenizer(&file, path)?,
+            source: format!("gguf {}", path.display()),
+        });
+    }
+    Ok(LoadedModel {
+        weights: load_checkpoint(path)?,
+        tokenizer: load_tokenizer(path)?,
+        source: format!("checkpoint {}", path.display()),
+    })
+}
+
+/// The tokenizer of a `.gguf` file or of a checkpoint directory, if it has one.
+pub fn load_tokenizer(path: &Path) -> Result<Option<Tokenizer>, ModelError> {
+    if is_gguf(path)? {
+        return gguf_tokenizer(&gguf::GgufFile::open(path)?, path);
+    }
+    let json = path.join("tokenizer.json");
+    Ok(match json.exists() {
+        true => Some(Tokenizer::from_json_file(&json)?),
+        false => None,
+    })
+}
+
+/// A file must be a `.gguf`; anything else is taken as a checkpoint directory.
+fn is_gguf(path: &Path) -> Result<bool, ModelError> {
+    if !path.is_file() {
+        return Ok(false);
+    }
+    if path.extension().is_none_or(|x| x != "gguf") {
+        return Err(ModelError::Unsupported(format!(
+            "{} is a file but not a .gguf: give a GGUF file or a checkpoint directory \
+             (config.json + model.safetensors)",
+            path.display()
+        )));
+    }
+    Ok(true)
+}
+
+fn gguf_tokenizer(file: &gguf::GgufFile, path: &Path) -> Result<Option<Tokenizer>, ModelError> {
+    if file.get("tokenizer.ggml.model").is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Tokenizer::from_gguf(
+        file,
+        &path.display().to_string(),
+    )?))
+}
+
 /// Why a model could not be built, loaded or run; names the tensor or field at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -34,6 +103,8 @@ pub enum ModelError {
     Gguf { path: String, message: String },
     #[error("bad forward input: {0}")]
     Input(String),
+    #[error(transparent)]
+    Text(#[from] TextError),
 }
 
 /// A batch of inputs: token ids [batch, n], or vectors [batch, n, d_model] for models

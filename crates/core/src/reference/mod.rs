@@ -2,12 +2,14 @@
 //! reference never shares the rounding of the kernel it checks.
 
 mod attention;
+mod loss;
 mod matmul;
 mod norm;
 mod rope;
 mod softmax;
 
 pub use attention::{attention, AttentionOutput};
+pub use loss::{next_token_loss, TokenLoss};
 pub use matmul::matmul;
 pub use norm::{layer_norm, rms_norm};
 pub use rope::rope;
