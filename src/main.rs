@@ -34,6 +34,8 @@ enum Command {
     Report(cli::report::Args),
     /// Per-layer hidden states of a model for given token ids or random inputs.
     Hidden(cli::hidden::Args),
+    /// The token ids a model's tokenizer gives a text (one line, space separated).
+    Tokenize(cli::tokenize::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -54,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Command::Sweep(args) => cli::sweep::run(args, &adapter),
         Command::Report(args) => cli::report::run(args),
         Command::Hidden(args) => cli::hidden::run(args, &adapter),
+        Command::Tokenize(args) => cli::tokenize::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

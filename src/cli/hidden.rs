@@ -1,20 +1,23 @@
-//! `ceiling hidden`: per-layer hidden states of a model for given token ids or random
-//! inputs, written as safetensors, for diffing against another implementation.
+//! `ceiling hidden`: per-layer hidden states of a model for given token ids, windows of real
+//! text or random inputs, written as safetensors, for diffing against another
+//! implementation; with the mean next-token loss when the model has a language-model head.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use ceiling_core::model::{
-    load_checkpoint, reference, ModelConfig, ModelWeights, ProbeStates, RandomInput,
+    load_model, reference, ModelConfig, ModelWeights, ProbeStates, RandomInput,
 };
+use ceiling_core::text::TokenizedCorpus;
 use ceiling_host::model::GpuModel;
 use ceiling_shaders::Precision;
 use safetensors::{tensor::TensorView, Dtype};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A Hugging Face checkpoint directory (config.json + model.safetensors; BERT or GPT-2).
+    /// A GGUF file (llama architecture) or a Hugging Face checkpoint directory
+    /// (config.json + model.safetensors; BERT, GPT-2 or Llama).
     #[arg(long, conflicts_with = "config", required_unless_present = "config")]
     model: Option<PathBuf>,
     /// A ceiling model config (JSON); weights are drawn from --seed.
@@ -22,15 +25,19 @@ pub struct Args {
     config: Option<PathBuf>,
     /// Token ids: a JSON array of ids (one sequence) or an array of equal-length arrays.
     /// Without it, random inputs of --batch x --n are drawn from --seed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "text")]
     tokens: Option<PathBuf>,
+    /// Real text: a UTF-8 file, a folder of .txt/.md files, or a .jsonl file with a "text"
+    /// field per line. --batch windows of --n tokens at offsets drawn from --seed.
+    #[arg(long)]
+    text: Option<PathBuf>,
     /// Seed of random weights and random inputs.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Sequences of random inputs.
+    /// Sequences of random inputs or text windows.
     #[arg(long, default_value_t = 1)]
     batch: usize,
-    /// Length of random inputs.
+    /// Length of random inputs or text windows (special tokens such as BOS included).
     #[arg(long, default_value_t = 16)]
     n: usize,
     /// Positions to keep, comma-separated (default: every position).
@@ -100,11 +107,11 @@ pub fn run(args: Args, adapter: &ceiling_host::AdapterRequest) -> anyhow::Result
         "f16" => Precision::F16,
         p => bail!("--precision must be f32 or f16, got '{p}'"),
     };
-    let (weights, source) = match (&args.model, &args.config) {
-        (Some(dir), _) => (
-            load_checkpoint(dir).with_context(|| format!("loading {}", dir.display()))?,
-            format!("checkpoint {}", dir.display()),
-        ),
+    let (weights, tokenizer, source) = match (&args.model, &args.config) {
+        (Some(path), _) => {
+            let m = load_model(path).with_context(|| format!("loading {}", path.display()))?;
+            (m.weights, m.tokenizer, m.source)
+        }
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -112,23 +119,44 @@ pub fn run(args: Args, adapter: &ceiling_host::AdapterRequest) -> anyhow::Result
                 .with_context(|| format!("{} is not a valid model config", path.display()))?;
             (
                 ModelWeights::random(&config, args.seed)?,
+                None,
                 format!("config {} seed {}", path.display(), args.seed),
             )
         }
-        (None, None) => bail!("give --model DIR or --config FILE"),
+        (None, None) => bail!("give --model PATH or --config FILE"),
     };
     let config = &weights.config;
-    let (input, batch, n) = match &args.tokens {
-        Some(path) => {
+    let mut corpus = None;
+    let (input, batch, n) = match (&args.tokens, &args.text) {
+        (Some(path), _) => {
             let (ids, batch, n) = read_tokens(path)?;
             (RandomInput::Tokens(ids), batch, n)
         }
-        None => (
+        (None, Some(path)) => {
+            let Some(tokenizer) = &tokenizer else {
+                bail!("--text needs a model with a tokenizer (a GGUF file, or a checkpoint with tokenizer.json)");
+            };
+            // Read, tokenise and check the corpus before any GPU work.
+            let mut c = TokenizedCorpus::load(path, tokenizer)?;
+            c.prepare(args.n)?;
+            let ids = c.windows(args.n, args.batch, args.seed)?;
+            corpus = Some(c.info);
+            (RandomInput::Tokens(ids), args.batch, args.n)
+        }
+        (None, None) => (
             RandomInput::draw(config, args.batch, args.n, args.seed.wrapping_add(1)),
             args.batch,
             args.n,
         ),
     };
+    if let (RandomInput::Tokens(ids), true) = (&input, config.vocab > 0) {
+        if let Some(bad) = ids.iter().find(|&&t| t as usize >= config.vocab) {
+            bail!(
+                "token id {bad} is outside the model's vocabulary of {}",
+                config.vocab
+            );
+        }
+    }
     let positions = args.positions.clone().unwrap_or_else(|| (0..n).collect());
     let gpu = ceiling_host::Gpu::new(adapter)?;
     let model = GpuModel::new(&gpu, &weights, precision)?;
@@ -140,14 +168,40 @@ pub fn run(args: Args, adapter: &ceiling_host::AdapterRequest) -> anyhow::Result
         positions.len(),
         gpu.name()
     );
-    if args.check {
-        let want = reference::forward(&weights, &input.as_input(batch, n), &positions)?;
+    let want = match args.check {
+        true => Some(reference::forward(
+            &weights,
+            &input.as_input(batch, n),
+            &positions,
+        )?),
+        false => None,
+    };
+    if let Some(want) = &want {
         for (l, (g, c)) in states.hidden.iter().zip(&want.hidden).enumerate() {
             eprintln!(
                 "layer {l}: hidden {}, attn_out {}",
                 ceiling_core::reference::compare(g, c),
                 ceiling_core::reference::compare(&states.attn_out[l], &want.attn_out[l])
             );
+        }
+    }
+    // Next-token loss at every position but the last, from the final-norm states.
+    let mut loss = None;
+    if let (RandomInput::Tokens(ids), Some(head), Some(last)) =
+        (&input, weights.output_embedding(), &states.final_norm)
+    {
+        if positions.len() == n && positions.iter().enumerate().all(|(i, &p)| i == p) && n > 1 {
+            let nll = |rows: &[f32]| mean_next_token_nll(head, config.d_model, rows, ids, batch, n);
+            let gpu_nll = nll(last);
+            eprintln!(
+                "mean next-token loss over {} predictions: {gpu_nll:.4} nats",
+                batch * (n - 1)
+            );
+            if let Some(cpu) = want.as_ref().and_then(|w| w.final_norm.as_ref()) {
+                let rows: Vec<f32> = cpu.iter().map(|&v| v as f32).collect();
+                eprintln!("  f64 reference forward: {:.4} nats", nll(&rows));
+            }
+            loss = Some(gpu_nll);
         }
     }
     let mut meta = HashMap::new();
@@ -158,6 +212,12 @@ pub fn run(args: Args, adapter: &ceiling_host::AdapterRequest) -> anyhow::Result
     meta.insert("seed".into(), args.seed.to_string());
     meta.insert("positions".into(), serde_json::to_string(&positions)?);
     meta.insert("tool_version".into(), env!("CARGO_PKG_VERSION").into());
+    if let Some(c) = &corpus {
+        meta.insert("corpus".into(), serde_json::to_string(c)?);
+    }
+    if let Some(l) = loss {
+        meta.insert("mean_next_token_nll".into(), l.to_string());
+    }
     meta.insert(
         "layout".into(),
         "embeddings, hidden.L, attn_out.L, final_norm: [batch, positions, d_model]; \
@@ -167,6 +227,26 @@ pub fn run(args: Args, adapter: &ceiling_host::AdapterRequest) -> anyhow::Result
     write_states(&args.out, &states, meta)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
+}
+
+/// Mean over sequences and positions t < n-1 of -log p(ids[t+1]) from final-norm states
+/// [batch, n, d].
+fn mean_next_token_nll(
+    head: &[f32],
+    d: usize,
+    states: &[f32],
+    ids: &[u32],
+    batch: usize,
+    n: usize,
+) -> f64 {
+    let mut rows = Vec::with_capacity(batch * (n - 1) * d);
+    let mut targets = Vec::with_capacity(batch * (n - 1));
+    for b in 0..batch {
+        rows.extend_from_slice(&states[b * n * d..][..(n - 1) * d]);
+        targets.extend_from_slice(&ids[b * n + 1..][..n - 1]);
+    }
+    let losses = ceiling_core::reference::next_token_loss(head, d, &rows, &targets);
+    losses.iter().map(|l| l.nll).sum::<f64>() / losses.len() as f64
 }
 
 fn write_states(

@@ -6,3 +6,4 @@ pub mod info;
 pub mod kernel;
 pub mod report;
 pub mod sweep;
+pub mod tokenize;

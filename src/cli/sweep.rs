@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use ceiling_core::process::Process;
-use ceiling_host::sweep::{self, LengthResult, ModelSpec, Preset, Shard, Summary, SweepConfig};
+use ceiling_host::sweep::{
+    self, LengthResult, ModelSpec, Preset, Shard, Summary, SweepConfig, TextSpec,
+};
 use ceiling_host::{AdapterRequest, Gpu};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -55,9 +57,14 @@ pub struct Args {
     /// Results directory; each preset gets a folder inside it.
     #[arg(long, default_value = "results/sweep")]
     out: PathBuf,
-    /// The `model` preset's model: a Hugging Face directory (config.json + model.safetensors).
+    /// The `model` preset's model: a GGUF file (llama architecture) or a Hugging Face
+    /// directory (config.json + model.safetensors; BERT, GPT-2, Llama).
     #[arg(long, conflicts_with = "config")]
     model: Option<PathBuf>,
+    /// The `model` preset's input: windows of real text read by the model's tokenizer, from
+    /// a UTF-8 file, a folder of .txt/.md files, or a .jsonl file with a "text" field.
+    #[arg(long, requires = "model", conflicts_with = "unigram")]
+    text: Option<PathBuf>,
     /// The `model` preset's model: a ModelConfig JSON file, weights drawn from --seed.
     /// Without --model or --config: a 2-layer GPT-2-like model of width 64 fed the process.
     #[arg(long)]
@@ -128,6 +135,16 @@ fn configs(args: &Args) -> Result<Vec<SweepConfig>> {
                 cfg.unigram = Some(serde_json::from_str(&text).with_context(|| {
                     format!("{} is not a JSON array of weights", file.display())
                 })?);
+            }
+            if let Some(path) = &args.text {
+                if preset != Preset::Model {
+                    bail!("--text belongs to --preset model");
+                }
+                let (_, info) = ceiling_core::text::read_corpus(path)?;
+                cfg.text = Some(TextSpec {
+                    path: path.display().to_string(),
+                    sha256: info.sha256,
+                });
             }
             cfg.model = model_spec(args, preset, &lengths)?;
             if let Some(ModelSpec::Random { config }) = &cfg.model {

