@@ -143,7 +143,11 @@ impl ModelWeights {
             embed_norm,
             layers,
             final_norm,
-            lm_head: if c.vocab > 0 { LmHead::Tied } else { LmHead::None },
+            lm_head: if c.vocab > 0 {
+                LmHead::Tied
+            } else {
+                LmHead::None
+            },
         };
         w.validate()?;
         Ok(w)
