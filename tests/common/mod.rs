@@ -1,6 +1,8 @@
 //! Shared set-up of the integration tests: the adapter, fresh random inputs, comparisons.
 #![allow(dead_code)]
 
+pub mod text;
+
 use std::sync::OnceLock;
 
 use ceiling_core::reference::{compare, ErrorFigures};

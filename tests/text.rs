@@ -1,79 +1,12 @@
-//! Tokenizers and corpora on small files the tests write themselves.
+//! Tokenizers and corpora on small files the tests write themselves (no GPU).
+
+mod common;
 
 use std::path::Path;
 
+use ceiling_core::model::load_model;
 use ceiling_core::text::{read_corpus, TextError, TokenizedCorpus, Tokenizer};
-
-/// GPT-2's map from bytes to the printable characters byte-level BPE works on.
-fn byte_chars() -> Vec<char> {
-    let mut printable: Vec<u32> = (b'!' as u32..=b'~' as u32)
-        .chain(0xA1..=0xAC)
-        .chain(0xAE..=0xFF)
-        .collect();
-    let mut chars = vec!['\0'; 256];
-    let mut extra = 0;
-    for b in 0..256u32 {
-        if !printable.contains(&b) {
-            chars[b as usize] = char::from_u32(256 + extra).unwrap();
-            extra += 1;
-        } else {
-            chars[b as usize] = char::from_u32(b).unwrap();
-        }
-    }
-    printable.clear();
-    chars
-}
-
-/// A byte-level BPE vocabulary: every byte, then the merges' results.
-fn bpe_vocab() -> (Vec<String>, Vec<(String, String)>) {
-    let mut tokens: Vec<String> = byte_chars().iter().map(|c| c.to_string()).collect();
-    let merges = vec![
-        ("Ġ".to_string(), "t".to_string()),
-        ("h".to_string(), "e".to_string()),
-        ("Ġt".to_string(), "he".to_string()),
-    ];
-    for (a, b) in &merges {
-        tokens.push(format!("{a}{b}"));
-    }
-    tokens.push("<|endoftext|>".into());
-    (tokens, merges)
-}
-
-fn write_bpe_json(path: &Path, extra: &str) {
-    let (tokens, merges) = bpe_vocab();
-    let vocab: serde_json::Map<String, serde_json::Value> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), i.into()))
-        .collect();
-    let merges: Vec<String> = merges.iter().map(|(a, b)| format!("{a} {b}")).collect();
-    let end = tokens.len() - 1;
-    let json = serde_json::json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": [{"id": end, "content": "<|endoftext|>", "single_word": false,
-            "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
-        "normalizer": null,
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
-            "use_regex": true},
-        "post_processor": null,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true,
-            "use_regex": true},
-        "model": {"type": "BPE", "dropout": null, "unk_token": null,
-            "continuing_subword_prefix": null, "end_of_word_suffix": null,
-            "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": merges}
-    });
-    let mut text = serde_json::to_string_pretty(&json).unwrap();
-    if !extra.is_empty() {
-        text = text.replacen("\"truncation\": null", extra, 1);
-    }
-    std::fs::write(path, text).unwrap();
-}
-
-fn id(token: &str) -> u32 {
-    bpe_vocab().0.iter().position(|t| t == token).unwrap() as u32
-}
+use common::text::{id, llama_gguf_with_tokenizer, write_bpe_json};
 
 #[test]
 fn byte_level_bpe_gives_the_merged_ids_and_round_trips() {
@@ -250,4 +183,33 @@ fn windows_are_seeded_slices_of_single_documents() {
     assert!(seen[2] > seen[1] && seen[1] > seen[0], "{seen:?}");
     assert_eq!(c.windows(8, 200, 7).unwrap(), w, "same seed, same windows");
     assert_ne!(c.windows(8, 200, 8).unwrap(), w);
+}
+
+#[test]
+fn a_gguf_tokenizer_gives_the_ids_of_the_same_tokenizer_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("tokenizer.json");
+    write_bpe_json(&json, "");
+    let from_json = Tokenizer::from_json_file(&json).unwrap();
+    let gguf = dir.path().join("m.gguf");
+    llama_gguf_with_tokenizer(&gguf);
+    let m = load_model(&gguf).unwrap();
+    let from_gguf = m.tokenizer.as_ref().unwrap();
+    assert!(from_gguf.prefix().is_empty());
+    let text = "the theme: <|endoftext|> then the end";
+    assert_eq!(
+        from_gguf.encode(text).unwrap(),
+        from_json.encode(text).unwrap()
+    );
+    assert_eq!(
+        from_gguf.decode(&from_gguf.encode(text).unwrap()).unwrap(),
+        text
+    );
+    // The smollm pre-tokenizer splits digits one by one; GPT-2's keeps runs together.
+    let digits = from_gguf.encode("2026").unwrap();
+    assert_eq!(digits, vec![id("2"), id("0"), id("2"), id("6")]);
+    assert_eq!(
+        from_json.encode("2026").unwrap(),
+        vec![id("20"), id("2"), id("6")]
+    );
 }
