@@ -782,3 +782,65 @@ fn hidden_cli_writes_states_that_match_the_reference() {
         assert_close(&format!("cli hidden.{l}"), &got, &want.hidden[l], 1e-5);
     }
 }
+
+/// A forward whose states at every position outgrow one storage binding (as SmolLM2's do at
+/// 4 x 256 tokens) still returns every slot: the states of a few sequences of the big batch
+/// equal those of the same sequences run alone.
+#[test]
+fn probe_states_beyond_one_binding_are_split() {
+    let gpu = gpu();
+    let mut c = ModelConfig::llama_like(30, 32, 2, 2, 50);
+    c.ff_dim = 64;
+    let w = ModelWeights::random(&c, 41).unwrap();
+    let n = 8;
+    // 2 * 30 + 2 slots of [batch, n, 32] f32 beyond one binding.
+    let batch = (gpu.max_binding() as usize / (62 * n * 32 * 4)) + 8;
+    let ids: Vec<u32> = (0..batch * n).map(|i| (i * 7 % 50) as u32).collect();
+    let probes: Vec<usize> = (0..n).collect();
+    let model = GpuModel::new(gpu, &w, Precision::F32).unwrap();
+    let big = model
+        .forward(
+            gpu,
+            &ForwardInput::Tokens {
+                ids: &ids,
+                batch,
+                n,
+            },
+            &probes,
+        )
+        .unwrap();
+    assert!((62 * batch * n * 32 * 4) as u64 > gpu.max_binding());
+    let few = 3;
+    let small = model
+        .forward(
+            gpu,
+            &ForwardInput::Tokens {
+                ids: &ids[..few * n],
+                batch: few,
+                n,
+            },
+            &probes,
+        )
+        .unwrap();
+    let head = |v: &[f32]| v[..few * n * 32].to_vec();
+    for l in [0, 14, 29] {
+        let e = compare(
+            &head(&big.hidden[l]),
+            &small.hidden[l]
+                .iter()
+                .map(|&v| v as f64)
+                .collect::<Vec<_>>(),
+        );
+        assert!(e.rel < 1e-5, "layer {l}: {e}");
+        let e = compare(
+            &head(&big.attn_out[l]),
+            &small.attn_out[l]
+                .iter()
+                .map(|&v| v as f64)
+                .collect::<Vec<_>>(),
+        );
+        assert!(e.rel < 1e-5, "attn {l}: {e}");
+    }
+    let f = big.final_norm.as_ref().unwrap();
+    assert!(f.iter().all(|v| v.is_finite()), "a slot was never written");
+}

@@ -243,7 +243,7 @@ impl GpuModel {
         // Slots of [batch, probes, d]: embeddings, hidden per layer, attn_out per layer, final.
         let slot = batch * np * d;
         let layers = self.layers.len();
-        let out = gpu.nan_tensor("probe states", (2 * layers + 2) * slot, self.precision)?;
+        let out = ProbeSlots::new(gpu, 2 * layers + 2, slot, self.precision)?;
         let stat_slot = batch * heads * np * 2;
         let out_stats = gpu.nan_tensor("probe stats", layers * stat_slot, Precision::F32)?;
 
@@ -277,7 +277,8 @@ impl GpuModel {
         if let Some(en) = &self.embed_norm {
             self.norm(gpu, &s.y, en, &s.x)?;
         }
-        elementwise::gather_rows(gpu, &s.x, batch, n, d, &probe_idx, &out, 0)?;
+        let (t, at) = out.slot(0);
+        elementwise::gather_rows(gpu, &s.x, batch, n, d, &probe_idx, t, at)?;
 
         let rope_table = match c.position {
             Position::Rotary { base } => Some(kernels::rope_table(gpu, n, hd, base, 0)?),
@@ -326,8 +327,8 @@ impl GpuModel {
             )?;
             elementwise::merge_heads(gpu, &s.att, batch, n, heads, hd, &s.merged)?;
             self.linear(gpu, &s.merged, rows, &l.o, Activation::None, None, &s.o)?;
-            let attn_slot = (1 + layers + li) * slot;
-            elementwise::gather_rows(gpu, &s.o, batch, n, d, &probe_idx, &out, attn_slot)?;
+            let (t, at) = out.slot(1 + layers + li);
+            elementwise::gather_rows(gpu, &s.o, batch, n, d, &probe_idx, t, at)?;
             // y = x + attention; post-norm normalises it (into a) before the FFN.
             elementwise::add(gpu, &s.x, &s.o, &s.y)?;
             let (ffn_in, residual) = if pre {
@@ -372,15 +373,16 @@ impl GpuModel {
                 )?;
                 self.norm(gpu, &s.y, &l.ffn_norm, &s.x)?;
             }
-            elementwise::gather_rows(gpu, &s.x, batch, n, d, &probe_idx, &out, (1 + li) * slot)?;
+            let (t, at) = out.slot(1 + li);
+            elementwise::gather_rows(gpu, &s.x, batch, n, d, &probe_idx, t, at)?;
         }
         if let Some(fnorm) = &self.final_norm {
             self.norm(gpu, &s.x, fnorm, &s.a)?;
-            let final_slot = (1 + 2 * layers) * slot;
-            elementwise::gather_rows(gpu, &s.a, batch, n, d, &probe_idx, &out, final_slot)?;
+            let (t, at) = out.slot(1 + 2 * layers);
+            elementwise::gather_rows(gpu, &s.a, batch, n, d, &probe_idx, t, at)?;
         }
 
-        let all = gpu.download(&out)?;
+        let all = out.download(gpu)?;
         let stats = gpu.download(&out_stats)?;
         let slot_at = |i: usize| all[i * slot..][..slot].to_vec();
         let spread = |li: usize, k: usize| -> Vec<f32> {
@@ -401,5 +403,49 @@ impl GpuModel {
             n_eff: (0..layers).map(|l| spread(l, 0)).collect(),
             entropy: (0..layers).map(|l| spread(l, 1)).collect(),
         })
+    }
+}
+
+/// The probe states of one forward, slot after slot ([batch, probes, d] each), in as few
+/// tensors as the adapter's storage binding allows: a model's states at every position of a
+/// long window outgrow one binding (SmolLM2, 4 x 256 tokens: 146 MB).
+struct ProbeSlots {
+    tensors: Vec<Tensor>,
+    slot: usize,
+    per_tensor: usize,
+}
+
+impl ProbeSlots {
+    fn new(gpu: &Gpu, slots: usize, slot: usize, precision: Precision) -> Result<Self> {
+        let slot_bytes = (slot * precision.size()).max(1) as u64;
+        let per_tensor = ((gpu.max_binding() / slot_bytes) as usize).clamp(1, slots);
+        let tensors = (0..slots.div_ceil(per_tensor))
+            .map(|i| {
+                let count = per_tensor.min(slots - i * per_tensor);
+                gpu.nan_tensor("probe states", count * slot, precision)
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            tensors,
+            slot,
+            per_tensor,
+        })
+    }
+
+    /// The tensor holding slot `i` and the element offset of the slot in it.
+    fn slot(&self, i: usize) -> (&Tensor, usize) {
+        (
+            &self.tensors[i / self.per_tensor],
+            (i % self.per_tensor) * self.slot,
+        )
+    }
+
+    /// Every slot, in order.
+    fn download(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        let mut all = Vec::with_capacity(self.tensors.len() * self.per_tensor * self.slot);
+        for t in &self.tensors {
+            all.extend(gpu.download(t)?);
+        }
+        Ok(all)
     }
 }
