@@ -109,7 +109,9 @@ pub fn run(args: Args, adapter: &ceiling_host::AdapterRequest) -> anyhow::Result
     };
     let (weights, tokenizer, source) = match (&args.model, &args.config) {
         (Some(path), _) => {
+            let start = std::time::Instant::now();
             let m = load_model(path).with_context(|| format!("loading {}", path.display()))?;
+            eprintln!("loaded {} in {:.2} s", m.source, start.elapsed().as_secs_f64());
             (m.weights, m.tokenizer, m.source)
         }
         (None, Some(path)) => {
