@@ -196,10 +196,15 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
     let mut summaries = Vec::new();
     for cfg in &configs {
         let dir = args.out.join(cfg.preset.name());
+        // What feeds the samples: windows of a corpus, or the preset's process.
+        let input = match &cfg.text {
+            Some(t) => format!("text {}", t.path),
+            None => cfg.process.to_string(),
+        };
         eprintln!(
             "{}: {} ({}), expected: {}",
             cfg.preset.name(),
-            cfg.process,
+            input,
             dir.display(),
             cfg.preset.expectation()
         );
