@@ -202,7 +202,7 @@ fn column_moments_match_the_f64_reference() {
 fn bad_sweep_input_is_refused_before_gpu_work() {
     type Change = Box<dyn Fn(&mut SweepConfig)>;
     let cases: Vec<(Change, &str)> = vec![
-        (Box::new(|c| c.samples = 1), "at least 2"),
+        (Box::new(|c| c.samples = 1), "at least 8"),
         (Box::new(|c| c.lengths = vec![16, 0]), "n = 0"),
         (
             Box::new(|c| c.process = ceiling_core::process::Process::StudentT { df: 0.0 }),
@@ -329,7 +329,7 @@ fn cli_refuses_contradictory_or_bad_flags_before_gpu_work() {
             vec!["sweep", "--preset", "clt,ar1", "--process", "gaussian"],
             "single --preset",
         ),
-        (vec!["sweep", "--samples", "1"], "at least 2"),
+        (vec!["sweep", "--samples", "1"], "at least 8"),
         (
             vec!["sweep", "--preset", "clt", "--process", "student-t:-1"],
             "df",

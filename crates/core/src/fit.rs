@@ -263,12 +263,17 @@ pub fn bootstrap_slope(
 /// V(n) = c + a n^-gamma fitted on ln V, and its comparison with the pure power law.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FloorFit {
+    #[serde(with = "crate::nonfinite")]
     pub c: f64,
+    #[serde(with = "crate::nonfinite")]
     pub a: f64,
+    #[serde(with = "crate::nonfinite")]
     pub gamma: f64,
     /// AIC = 2k + m ln(RSS / m) with k = 3.
+    #[serde(with = "crate::nonfinite")]
     pub aic: f64,
     /// The same for the power law a n^slope (k = 2, slope unconstrained).
+    #[serde(with = "crate::nonfinite")]
     pub power_law_aic: f64,
     /// aic < power_law_aic. Differences under about 2 are weak evidence either way.
     pub prefers_floor: bool,

@@ -4,6 +4,7 @@
 pub mod fit;
 pub mod kernel;
 pub mod model;
+pub mod nonfinite;
 pub mod process;
 pub mod reference;
 pub mod stats;

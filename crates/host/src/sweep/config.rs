@@ -176,6 +176,21 @@ impl ModelSpec {
     }
 }
 
+/// The fewest samples per length a sweep accepts: the smallest count at which fewer than 1%
+/// of the Poisson-bootstrap replicates draw under two distinct samples (such a replicate has
+/// no variance and is left out of the intervals). Every other estimator needs less: the
+/// unbiased variance, the SNR and the n_eff standard error need 2, the planted task's
+/// read-out 4 (half to fit, half to score).
+pub const MIN_SAMPLES: usize = 8;
+const _: () = assert!(MIN_SAMPLES >= 4, "the planted read-out needs 4 samples");
+
+/// The share of Poisson(1) bootstrap replicates of `samples` samples that draw fewer than two
+/// distinct samples: e^-S (none) + S (1 - 1/e) e^-(S-1) (exactly one).
+pub fn bootstrap_degenerate_share(samples: usize) -> f64 {
+    let s = samples as f64;
+    (-s).exp() + s * (1.0 - (-1.0f64).exp()) * (1.0 - s).exp()
+}
+
 /// Why a sweep was refused before any GPU work.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -213,9 +228,11 @@ impl SweepConfig {
         if let Some(0) = self.lengths.iter().copied().find(|&n| n == 0) {
             return bad("context length n = 0: every length must be at least 1".into());
         }
-        if self.samples < 2 {
+        if self.samples < MIN_SAMPLES {
             return bad(format!(
-                "{} samples per length: the variance needs at least 2 (use --samples 2 or more)",
+                "--samples {}: at least {MIN_SAMPLES} samples per length are needed (with \
+                 fewer, more than 1% of the bootstrap replicates draw fewer than two distinct \
+                 samples and have no variance); use --samples {MIN_SAMPLES} or more",
                 self.samples
             ));
         }
@@ -263,5 +280,30 @@ impl SweepConfig {
             return bad(format!("precision '{}': use f32 or f16", self.precision));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// MIN_SAMPLES is the smallest count whose bootstrap replicates have a variance 99% of the
+    /// time.
+    #[test]
+    fn min_samples_is_derived_from_the_bootstrap() {
+        assert!(bootstrap_degenerate_share(MIN_SAMPLES) < 0.01);
+        assert!(bootstrap_degenerate_share(MIN_SAMPLES - 1) >= 0.01);
+    }
+
+    #[test]
+    fn two_samples_are_refused_with_the_minimum() {
+        let mut cfg = SweepConfig::for_preset(Preset::Clt);
+        cfg.samples = 2;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("--samples 2"), "{err}");
+        assert!(
+            err.contains(&format!("--samples {MIN_SAMPLES} or more")),
+            "{err}"
+        );
     }
 }

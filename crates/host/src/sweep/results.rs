@@ -103,13 +103,64 @@ pub fn write_csv(path: &Path, s: &Summary) -> crate::Result<()> {
     write_atomic(path, out.as_bytes())
 }
 
-/// 95% percentile interval of bootstrap replicates.
+/// 95% percentile interval of bootstrap replicates. Replicates that could not be estimated
+/// (NaN or infinite) are left out; NaN when none is left.
 pub fn percentile_interval(reps: &[f64]) -> (f64, f64) {
-    if reps.is_empty() {
+    let mut v: Vec<f64> = reps.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
         return (f64::NAN, f64::NAN);
     }
-    let mut v = reps.to_vec();
     v.sort_by(f64::total_cmp);
     let q = |p: f64| v[((p * (v.len() - 1) as f64).round()) as usize];
     (q(0.025), q(0.975))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::run::SiteResult;
+
+    /// A point whose statistics include values that could not be estimated (a bootstrap
+    /// replicate with fewer than two distinct samples has no variance) is written so that it
+    /// reads back: the run can resume. It used to be written with JSON nulls and then refused
+    /// as "not a valid result file" on every later run.
+    #[test]
+    fn point_with_nan_statistics_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = SiteResult {
+            site: "attn".into(),
+            variance: 1.0,
+            variance_per_dim: f64::NAN,
+            variance_boot: vec![0.9, f64::NAN, 1.1, f64::INFINITY],
+            mean_norm_sq: 0.5,
+            snr: f64::NEG_INFINITY,
+            snr_per_dim: 0.1,
+            snr_boot: vec![f64::NAN, 0.2],
+            fisher_snr: None,
+            readout_accuracy: None,
+        };
+        let point = LengthResult {
+            n: 16,
+            samples: 8,
+            sites: vec![site],
+            n_eff_mean: 3.0,
+            n_eff_se: f64::NAN,
+            entropy_mean: 1.0,
+            n_eff_layers: vec![f64::NAN],
+            n_eff_heads: vec![vec![1.0, f64::NAN]],
+            entropy_heads: vec![vec![f64::NAN]],
+            seconds: 0.1,
+            kernels: Default::default(),
+        };
+        write_json(&point_path(dir.path(), 16), &point).unwrap();
+        let back = load_points(dir.path()).unwrap();
+        assert_eq!(back.len(), 1);
+        let (p, s) = (&back[0], &back[0].sites[0]);
+        assert_eq!(s.variance, 1.0);
+        assert!(s.variance_per_dim.is_nan() && s.snr.is_nan() && p.n_eff_se.is_nan());
+        assert_eq!(s.variance_boot[0], 0.9);
+        assert!(s.variance_boot[1].is_nan() && s.variance_boot[3].is_nan());
+        assert!(s.snr_boot[0].is_nan() && p.n_eff_layers[0].is_nan());
+        assert!(p.n_eff_heads[0][1].is_nan() && p.entropy_heads[0][0].is_nan());
+    }
 }

@@ -20,20 +20,29 @@ use crate::model::GpuModel;
 use crate::{Gpu, Tensor};
 
 /// What one context length gave, for one site (a place in the network that is probed).
+/// A statistic that could not be estimated is NaN, stored as `null` (see
+/// [`ceiling_core::nonfinite`]).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SiteResult {
     pub site: String,
     /// Trace of the covariance across samples (unbiased): the noise V(n).
+    #[serde(with = "ceiling_core::nonfinite")]
     pub variance: f64,
     /// V(n) / d.
+    #[serde(with = "ceiling_core::nonfinite")]
     pub variance_per_dim: f64,
     /// Poisson-bootstrap replicates of V(n), in replicate order (replicate r of every
     /// length together is one resample of the whole sweep).
+    #[serde(with = "ceiling_core::nonfinite::vec")]
     pub variance_boot: Vec<f64>,
+    #[serde(with = "ceiling_core::nonfinite")]
     pub mean_norm_sq: f64,
     /// (||mu||^2 - V/S) / V.
+    #[serde(with = "ceiling_core::nonfinite")]
     pub snr: f64,
+    #[serde(with = "ceiling_core::nonfinite")]
     pub snr_per_dim: f64,
+    #[serde(with = "ceiling_core::nonfinite::vec")]
     pub snr_boot: Vec<f64>,
     /// Planted task: between-class over within-class variance.
     #[serde(default)]
@@ -51,18 +60,22 @@ pub struct LengthResult {
     pub samples: usize,
     pub sites: Vec<SiteResult>,
     /// Attention spread at the probe row, averaged over samples (and heads).
+    #[serde(with = "ceiling_core::nonfinite")]
     pub n_eff_mean: f64,
+    #[serde(with = "ceiling_core::nonfinite")]
     pub n_eff_se: f64,
+    #[serde(with = "ceiling_core::nonfinite")]
     pub entropy_mean: f64,
     /// Model sweeps: n_eff of each probed layer (n_eff_mean is the first's).
-    #[serde(default)]
+    #[serde(default, with = "ceiling_core::nonfinite::vec")]
     pub n_eff_layers: Vec<f64>,
     /// Model sweeps: n_eff of each head of each probed layer, averaged over samples.
-    #[serde(default)]
+    #[serde(default, with = "ceiling_core::nonfinite::vec2")]
     pub n_eff_heads: Vec<Vec<f64>>,
     /// Model sweeps: entropy of each head of each probed layer, averaged over samples.
-    #[serde(default)]
+    #[serde(default, with = "ceiling_core::nonfinite::vec2")]
     pub entropy_heads: Vec<Vec<f64>>,
+    #[serde(with = "ceiling_core::nonfinite")]
     pub seconds: f64,
     /// The kernel plan that measured this point, per kernel shape class (autotuned or not).
     #[serde(default)]
@@ -491,6 +504,8 @@ pub fn site_result(site: &str, m: &Moments, boot: &PoissonBootstrap) -> Result<S
 /// replicates are built while streaming and memory never grows with the sample count.
 pub struct PoissonBootstrap {
     weight: Vec<f64>,
+    /// Distinct samples with a non-zero weight, per replicate.
+    distinct: Vec<u64>,
     mean: Vec<Vec<f64>>,
     m2: Vec<Vec<f64>>,
     rng: ChaCha8Rng,
@@ -500,6 +515,7 @@ impl PoissonBootstrap {
     pub fn new(reps: usize, d: usize, rng: ChaCha8Rng) -> Self {
         Self {
             weight: vec![0.0; reps],
+            distinct: vec![0; reps],
             mean: vec![vec![0.0; d]; reps],
             m2: vec![vec![0.0; d]; reps],
             rng,
@@ -515,6 +531,7 @@ impl PoissonBootstrap {
             }
             // Weighted Welford update.
             self.weight[r] += w;
+            self.distinct[r] += 1;
             let f = w / self.weight[r];
             for (k, &x) in h.iter().enumerate() {
                 let x = x as f64;
@@ -525,11 +542,17 @@ impl PoissonBootstrap {
         }
     }
 
-    /// (V, SNR) of each replicate.
+    /// (V, SNR) of each replicate; NaN for a replicate that drew fewer than two distinct
+    /// samples (it has no variance). See [`super::config::MIN_SAMPLES`].
     pub fn replicates(&self) -> (Vec<f64>, Vec<f64>) {
         let mut v = Vec::with_capacity(self.weight.len());
         let mut snr = Vec::with_capacity(self.weight.len());
         for r in 0..self.weight.len() {
+            if self.distinct[r] < 2 {
+                v.push(f64::NAN);
+                snr.push(f64::NAN);
+                continue;
+            }
             let w = self.weight[r];
             let vr = self.m2[r].iter().sum::<f64>() / (w - 1.0);
             let mu2: f64 = self.mean[r].iter().map(|m| m * m).sum();
@@ -543,6 +566,15 @@ impl PoissonBootstrap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A replicate of a single sample, however heavily weighted, has no variance: NaN, not 0.
+    #[test]
+    fn bootstrap_of_one_sample_gives_nan_replicates() {
+        let mut boot = PoissonBootstrap::new(50, 3, ChaCha8Rng::seed_from_u64(1));
+        boot.push(&[1.0, 2.0, 3.0]);
+        let (v, snr) = boot.replicates();
+        assert!(v.iter().chain(&snr).all(|x| x.is_nan()), "{v:?}");
+    }
 
     #[test]
     fn bootstrap_spread_matches_the_variance_of_v() {

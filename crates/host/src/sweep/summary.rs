@@ -39,7 +39,9 @@ impl std::fmt::Display for Ci {
 /// A log-log slope with its bootstrap interval (95%).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Slope {
+    #[serde(with = "ceiling_core::nonfinite")]
     pub slope: f64,
+    #[serde(with = "ceiling_core::nonfinite")]
     pub intercept: f64,
     pub ci: Ci,
 }
@@ -73,6 +75,8 @@ pub struct Summary {
     pub fits: Vec<SiteFit>,
 }
 
+const TOO_FEW_LENGTHS: &str = "too few lengths to fit";
+
 /// Fits every site over the lengths in `points` (sorted by n).
 pub fn fit_sites(cfg: &SweepConfig, points: &[LengthResult]) -> Vec<SiteFit> {
     let Some(first) = points.first() else {
@@ -98,7 +102,7 @@ fn fit_site(cfg: &SweepConfig, site: &str, points: &[LengthResult], i: usize) ->
         .collect();
     let xs_eff: Vec<f64> = points.iter().map(|p| p.n_eff_mean).collect();
     let slope_n = slope(&vpoints, None, points, i);
-    let slope_n_eff = slope(&vpoints, Some(&xs_eff), points, i);
+    let slope_n_eff = slope(&vpoints, Some(&xs_eff), points, i).ok();
     let floor = fit::fit_floor(&vpoints).ok();
     // The planted task's signal is the class difference (its overall mean is 0): there
     // the threshold is read off the Fisher SNR (no bootstrap, so a point interval).
@@ -127,7 +131,7 @@ fn fit_site(cfg: &SweepConfig, site: &str, points: &[LengthResult], i: usize) ->
     let verdict = verdict(slope_n.as_ref(), floor.as_ref());
     SiteFit {
         site: site.to_string(),
-        slope_n,
+        slope_n: slope_n.ok(),
         slope_n_eff,
         floor,
         snr_threshold,
@@ -137,16 +141,27 @@ fn fit_site(cfg: &SweepConfig, site: &str, points: &[LengthResult], i: usize) ->
 
 /// Weighted log-log fit of V against n (or against `xs`, e.g. n_eff), and the 95%
 /// percentile interval of the slopes fitted to each bootstrap replicate (replicate r of
-/// every length is one resample of the sweep), with the same weights.
+/// every length is one resample of the sweep), with the same weights. Replicates that cannot
+/// be fitted (one of their values could not be estimated) are left out. Err: why there is
+/// no slope, for the verdict.
 fn slope(
     vpoints: &[Point],
     xs: Option<&[f64]>,
     points: &[LengthResult],
     i: usize,
-) -> Option<Slope> {
+) -> Result<Slope, String> {
     let at = |k: usize| xs.map_or(vpoints[k].n, |xs| xs[k]);
-    if points.len() < 2 || (0..points.len()).any(|k| at(k).is_nan() || at(k) <= 0.0) {
-        return None;
+    if points.len() < 2 {
+        return Err(TOO_FEW_LENGTHS.into());
+    }
+    if let Some(k) = (0..points.len()).find(|&k| !(at(k).is_finite() && at(k) > 0.0)) {
+        return Err(format!("n_eff at n = {} is {}", points[k].n, at(k)));
+    }
+    if let Some(k) = (0..points.len()).find(|&k| !vpoints[k].value.is_finite()) {
+        return Err(format!(
+            "V at n = {} could not be estimated ({})",
+            points[k].n, vpoints[k].value
+        ));
     }
     let fit = |value: &dyn Fn(usize) -> f64| {
         let pts: Vec<Point> = (0..points.len())
@@ -156,7 +171,7 @@ fn slope(
                 std_err: vpoints[k].std_err,
             })
             .collect();
-        fit::wls_loglog(&pts).ok()
+        fit::wls_loglog(&pts).map_err(|e| e.to_string())
     };
     let LineFit {
         slope, intercept, ..
@@ -164,22 +179,32 @@ fn slope(
     let reps = points
         .iter()
         .map(|p| p.sites[i].variance_boot.len())
-        .min()?;
+        .min()
+        .unwrap_or(0);
     let slopes: Vec<f64> = (0..reps)
-        .filter_map(|r| fit(&|k| points[k].sites[i].variance_boot[r]).map(|f| f.slope))
+        .filter_map(|r| {
+            fit(&|k| points[k].sites[i].variance_boot[r])
+                .ok()
+                .map(|f| f.slope)
+        })
         .collect();
     if slopes.len() < reps / 2 || slopes.is_empty() {
-        return None;
+        return Err(format!(
+            "only {} of {reps} bootstrap replicates could be fitted",
+            slopes.len()
+        ));
     }
     let (lo, hi) = super::results::percentile_interval(&slopes);
-    Some(Slope {
+    Ok(Slope {
         slope,
         intercept,
         ci: Ci::new(lo, hi),
     })
 }
 
+/// Standard deviation of the bootstrap replicates that could be estimated (finite ones).
 fn sd(v: &[f64]) -> f64 {
+    let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     if v.len() < 2 {
         return 0.0;
     }
@@ -188,9 +213,11 @@ fn sd(v: &[f64]) -> f64 {
 }
 
 /// A one-line reading of the slope against -1 (and 0), with the floor model's opinion.
-fn verdict(slope: Option<&Slope>, floor: Option<&FloorFit>) -> String {
-    let Some(s) = slope else {
-        return "too few lengths to fit".into();
+fn verdict(slope: Result<&Slope, &String>, floor: Option<&FloorFit>) -> String {
+    let s = match slope {
+        Ok(s) => s,
+        Err(why) if why == TOO_FEW_LENGTHS => return why.clone(),
+        Err(why) => return format!("no slope: {why}"),
     };
     let mut v = if s.ci.covers(-1.0) || (s.slope + 1.0).abs() < 0.05 {
         "consistent with 1/n"
@@ -208,4 +235,90 @@ fn verdict(slope: Option<&Slope>, floor: Option<&FloorFit>) -> String {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::config::Preset;
+    use crate::sweep::run::SiteResult;
+
+    fn point(n: usize, boot: Vec<f64>) -> LengthResult {
+        let v = 1.0 / n as f64;
+        LengthResult {
+            n,
+            samples: 64,
+            sites: vec![SiteResult {
+                site: "attn".into(),
+                variance: v,
+                variance_per_dim: v,
+                variance_boot: boot.iter().map(|b| b * v).collect(),
+                mean_norm_sq: 0.0,
+                snr: 0.0,
+                snr_per_dim: 0.0,
+                snr_boot: boot.iter().map(|b| b - 1.0).collect(),
+                fisher_snr: None,
+                readout_accuracy: None,
+            }],
+            n_eff_mean: n as f64 / 2.0,
+            n_eff_se: 0.1,
+            entropy_mean: 1.0,
+            n_eff_layers: Vec::new(),
+            n_eff_heads: Vec::new(),
+            entropy_heads: Vec::new(),
+            seconds: 0.0,
+            kernels: Default::default(),
+        }
+    }
+
+    /// A bootstrap replicate that drew fewer than two distinct samples has no variance (NaN):
+    /// it is left out of the standard errors and intervals instead of turning them into NaN
+    /// and losing every fit of the site.
+    #[test]
+    fn nan_bootstrap_replicate_is_left_out_of_the_fits() {
+        let boot = |k: usize| -> Vec<f64> {
+            (0..40)
+                .map(|r| {
+                    if r == k {
+                        f64::NAN
+                    } else {
+                        0.9 + 0.005 * ((r * 7 + k) % 40) as f64
+                    }
+                })
+                .collect()
+        };
+        let points: Vec<_> = [16, 32, 64, 128]
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| point(n, boot(k)))
+            .collect();
+        let cfg = SweepConfig::for_preset(Preset::Clt);
+        let fit = &fit_sites(&cfg, &points)[0];
+        let s = fit
+            .slope_n
+            .as_ref()
+            .expect("a slope despite NaN replicates");
+        assert!((s.slope + 1.0).abs() < 1e-9, "{}", s.slope);
+        assert!(s.ci.lo.is_some() && s.ci.hi.is_some(), "{}", s.ci);
+        assert!(fit.verdict.contains("1/n"), "{}", fit.verdict);
+        let (lo, hi) =
+            crate::sweep::results::percentile_interval(&points[0].sites[0].variance_boot);
+        assert!(lo.is_finite() && hi.is_finite(), "{lo} {hi}");
+    }
+
+    /// When a fit cannot be made although there are enough lengths, the verdict says why
+    /// instead of "too few lengths to fit".
+    #[test]
+    fn nan_variance_is_named_in_the_verdict() {
+        let mut points: Vec<_> = [16, 32, 64]
+            .iter()
+            .map(|&n| point(n, vec![1.0; 20]))
+            .collect();
+        points[1].sites[0].variance = f64::NAN;
+        let cfg = SweepConfig::for_preset(Preset::Clt);
+        let fit = &fit_sites(&cfg, &points)[0];
+        assert!(fit.slope_n.is_none());
+        assert!(fit.verdict.contains("n = 32"), "{}", fit.verdict);
+        assert!(!fit.verdict.contains("too few lengths"), "{}", fit.verdict);
+    }
 }
