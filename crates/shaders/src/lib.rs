@@ -9,6 +9,7 @@ use std::fmt;
 
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 const ATTENTION_COMMON: &str = include_str!("../../../shaders/attention_common.wgsl");
+const MATMUL_TILES: &str = include_str!("../../../shaders/matmul_tiles.wgsl");
 
 /// Storage precision of a kernel's tensors. Arithmetic is always f32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,10 +62,13 @@ pub enum Family {
     Rope,
     Elementwise,
     Reduce,
+    /// Language-model head: log-sum-exp, entropy, top-1 and target loss per row, over
+    /// vocabulary blocks, without storing the logits.
+    LmHead,
 }
 
 impl Family {
-    pub const ALL: [Family; 10] = [
+    pub const ALL: [Family; 11] = [
         Family::Matmul,
         Family::MatmulVec4,
         Family::Norm,
@@ -75,6 +79,7 @@ impl Family {
         Family::Rope,
         Family::Elementwise,
         Family::Reduce,
+        Family::LmHead,
     ];
 
     pub fn file_name(self) -> &'static str {
@@ -89,6 +94,7 @@ impl Family {
             Family::Rope => "rope.wgsl",
             Family::Elementwise => "elementwise.wgsl",
             Family::Reduce => "reduce.wgsl",
+            Family::LmHead => "lm_head.wgsl",
         }
     }
 
@@ -104,6 +110,7 @@ impl Family {
             Family::Rope => include_str!("../../../shaders/rope.wgsl"),
             Family::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
             Family::Reduce => include_str!("../../../shaders/reduce.wgsl"),
+            Family::LmHead => include_str!("../../../shaders/lm_head.wgsl"),
         }
     }
 
@@ -113,6 +120,7 @@ impl Family {
             Family::Attention | Family::AttentionRows | Family::AttentionSubgroup => {
                 ATTENTION_COMMON
             }
+            Family::MatmulVec4 | Family::LmHead => MATMUL_TILES,
             _ => "",
         }
     }

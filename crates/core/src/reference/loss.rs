@@ -1,9 +1,14 @@
 //! Next-token loss from final hidden states: logits against the output embedding in f64,
 //! one row at a time, so the [rows, vocab] logits are never held.
 
+/// A target that scores nothing (padding, a mask): nll 0 and top1 false.
+pub const IGNORE: u32 = u32::MAX;
+
 /// The model's prediction at one position, scored against the actual next token.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TokenLoss {
+    /// log sum exp of the logits.
+    pub lse: f64,
     /// -log p(target), nats.
     pub nll: f64,
     /// Entropy of the predicted distribution, nats.
@@ -13,7 +18,8 @@ pub struct TokenLoss {
 }
 
 /// For each row of `states` [rows, d] (final-norm hidden states) and its target id, the loss
-/// under logits = states E^T with `head` E [vocab, d]. Rows are split over the CPU's threads.
+/// under logits = states E^T with `head` E [vocab, d]; a target of [`IGNORE`] scores
+/// nothing. Rows are split over the CPU's threads.
 pub fn next_token_loss(head: &[f32], d: usize, states: &[f32], targets: &[u32]) -> Vec<TokenLoss> {
     assert!(
         d > 0 && head.len().is_multiple_of(d),
@@ -26,7 +32,7 @@ pub fn next_token_loss(head: &[f32], d: usize, states: &[f32], targets: &[u32]) 
     );
     let vocab = head.len() / d;
     assert!(
-        targets.iter().all(|&t| (t as usize) < vocab),
+        targets.iter().all(|&t| t == IGNORE || (t as usize) < vocab),
         "a target id is outside the vocabulary"
     );
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
@@ -63,10 +69,16 @@ fn rows_loss(head: &[f32], d: usize, states: &[f32], targets: &[u32]) -> Vec<Tok
             let sum: f64 = logits.iter().map(|z| (z - max).exp()).sum();
             let lse = max + sum.ln();
             let mean_z: f64 = logits.iter().map(|z| (z - lse).exp() * z).sum();
+            let scored = target != IGNORE;
             TokenLoss {
-                nll: lse - logits[target as usize],
+                lse,
+                nll: if scored {
+                    lse - logits[target as usize]
+                } else {
+                    0.0
+                },
                 entropy: lse - mean_z,
-                top1: best == target as usize,
+                top1: scored && best == target as usize,
             }
         })
         .collect()

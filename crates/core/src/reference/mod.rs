@@ -9,7 +9,7 @@ mod rope;
 mod softmax;
 
 pub use attention::{attention, AttentionOutput};
-pub use loss::{next_token_loss, TokenLoss};
+pub use loss::{next_token_loss, TokenLoss, IGNORE};
 pub use matmul::matmul;
 pub use norm::{layer_norm, rms_norm};
 pub use rope::rope;

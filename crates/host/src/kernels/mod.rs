@@ -2,12 +2,14 @@
 //! and its reference in `ceiling_core::reference`.
 
 pub mod attention;
+pub mod lm_head;
 pub mod matmul;
 pub mod norm;
 pub mod reduce;
 pub mod softmax;
 
 pub use attention::{attention, attention_unfused, AttentionKernel, AttentionPlan, STATS_PER_ROW};
+pub use lm_head::{lm_head_loss, LmHeadPlan};
 pub use matmul::{matmul, MatmulKernel, MatmulPlan, MatmulTiles, Vec4Tiles};
 pub use norm::{layer_norm, rms_norm};
 pub use reduce::column_moments;
