@@ -844,3 +844,71 @@ fn probe_states_beyond_one_binding_are_split() {
     let f = big.final_norm.as_ref().unwrap();
     assert!(f.iter().all(|v| v.is_finite()), "a slot was never written");
 }
+
+/// The model's next-token scores through the LM-head kernel equal the f64 forward's final
+/// states scored by the f64 reference, for tied and separate heads.
+#[test]
+fn next_token_loss_on_the_gpu_matches_the_reference() {
+    let gpu = gpu();
+    for head in [LmHead::Tied, LmHead::Separate(Vec::new())] {
+        let w = small_llama(head);
+        let (batch, n, d) = (2, 9, w.config.d_model);
+        let ids: Vec<u32> = (0..batch * n).map(|i| (i * 29 % 96) as u32).collect();
+        let model = GpuModel::new(gpu, &w, Precision::F32).unwrap();
+        let (got, plan) = model.next_token_loss(gpu, &ids, batch, n).unwrap();
+        assert_eq!(got.len(), batch * (n - 1) * 4);
+        let probes: Vec<usize> = (0..n).collect();
+        let input = ForwardInput::Tokens {
+            ids: &ids,
+            batch,
+            n,
+        };
+        let want = model_ref::forward(&w, &input, &probes).unwrap();
+        let states = want.final_norm.unwrap();
+        for b in 0..batch {
+            let rows: Vec<f32> = states[b * n * d..][..(n - 1) * d]
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            let scores = reference::next_token_loss(
+                w.output_embedding().unwrap(),
+                d,
+                &rows,
+                &ids[b * n + 1..][..n - 1],
+            );
+            for (t, s) in scores.iter().enumerate() {
+                let g = &got[(b * (n - 1) + t) * 4..][..4];
+                let close = |a: f32, r: f64| (a as f64 - r).abs() < 1e-4 * (1.0 + r.abs());
+                assert!(
+                    close(g[0], s.lse) && close(g[1], s.nll) && close(g[2], s.entropy),
+                    "window {b} position {t}: {g:?} vs {s:?} ({plan})"
+                );
+            }
+        }
+    }
+    // A model without a head, and windows with nothing to predict, are refused.
+    let mut c = ModelConfig::bert_like(1, 16, 2, 10);
+    c.ff_dim = 32;
+    let w = ModelWeights {
+        lm_head: LmHead::None,
+        ..ModelWeights::random(&c, 3).unwrap()
+    };
+    let model = GpuModel::new(gpu, &w, Precision::F32).unwrap();
+    let e = model
+        .next_token_loss(gpu, &[1, 2, 3], 1, 3)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("output embedding"), "{e}");
+    let w = small_llama(LmHead::Tied);
+    let model = GpuModel::new(gpu, &w, Precision::F32).unwrap();
+    let e = model
+        .next_token_loss(gpu, &[1], 1, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("2 or more"), "{e}");
+    let e = model
+        .next_token_loss(gpu, &[1, 500], 1, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("500"), "{e}");
+}

@@ -4,7 +4,7 @@
 
 use ceiling_core::kernel::{Activation, AttentionShape, MatmulShape, ShapeError};
 use ceiling_core::model::{
-    FfnActivation, ForwardInput, Layout, Linear, ModelError, ModelWeights, Norm, NormKind,
+    FfnActivation, ForwardInput, Layout, Linear, LmHead, ModelError, ModelWeights, Norm, NormKind,
     Position, ProbeStates,
 };
 use ceiling_shaders::Precision;
@@ -61,6 +61,9 @@ pub struct GpuModel {
     embed_norm: Option<GpuNorm>,
     layers: Vec<GpuLayer>,
     final_norm: Option<GpuNorm>,
+    /// The output embedding when it is not the token embedding; see `has_lm_head`.
+    lm_head: Option<Tensor>,
+    tied_lm_head: bool,
 }
 
 /// Scratch tensors of one forward call (one batch).
@@ -145,7 +148,70 @@ impl GpuModel {
                 .as_ref()
                 .map(|n| norm("final_norm", n))
                 .transpose()?,
+            lm_head: match &weights.lm_head {
+                LmHead::Separate(e) => Some(up("lm_head", e)?),
+                _ => None,
+            },
+            tied_lm_head: weights.lm_head == LmHead::Tied,
         })
+    }
+
+    /// The output embedding [vocab, d] on the GPU, if the model has a language-model head.
+    fn output_embedding(&self) -> Option<&Tensor> {
+        match (&self.lm_head, self.tied_lm_head) {
+            (Some(e), _) => Some(e),
+            (None, true) => self.token_embedding.as_ref(),
+            (None, false) => None,
+        }
+    }
+
+    /// Next-token scores of token windows `ids` [batch, n]: for each window and position
+    /// t < n - 1, (lse, nll of ids[t + 1], entropy, top1) from the final state at t, as
+    /// [batch, n - 1, 4] (see `kernels::lm_head`). The logits are never stored.
+    pub fn next_token_loss(
+        &self,
+        gpu: &Gpu,
+        ids: &[u32],
+        batch: usize,
+        n: usize,
+    ) -> Result<(Vec<f32>, kernels::LmHeadPlan)> {
+        let head = self.output_embedding().ok_or_else(|| {
+            model_error(ModelError::Missing(
+                "an output embedding (this model has no language-model head)".into(),
+            ))
+        })?;
+        if n < 2 {
+            return Err(model_error(ModelError::Input(format!(
+                "windows of {n} token(s) hold no next token to predict: use 2 or more"
+            ))));
+        }
+        let input = ForwardInput::Tokens { ids, batch, n };
+        // Every position is scored (the probes only matter for the check).
+        input.validate(&self.config, &[n - 1]).map_err(model_error)?;
+        let s = self.run(gpu, &input, batch, n, None)?;
+        let last = if self.final_norm.is_some() {
+            &s.a
+        } else {
+            &s.x
+        };
+        let targets: Vec<u32> = (0..batch * n)
+            .map(|r| {
+                if r % n == n - 1 {
+                    kernels::lm_head::IGNORE
+                } else {
+                    ids[r + 1]
+                }
+            })
+            .collect();
+        let d = self.config.d_model;
+        let out = gpu.nan_tensor("next-token scores", batch * n * 4, Precision::F32)?;
+        let plan = kernels::lm_head_loss(gpu, last, head, &targets, d, &out)?;
+        let all = gpu.download(&out)?;
+        let scores = all
+            .chunks(n * 4)
+            .flat_map(|w| w[..(n - 1) * 4].to_vec())
+            .collect();
+        Ok((scores, plan))
     }
 
     pub fn config(&self) -> &ceiling_core::model::ModelConfig {
@@ -224,29 +290,22 @@ impl GpuModel {
         })
     }
 
-    /// Runs one batch and returns the states at `probes` (positions within each sequence).
-    /// GPU memory is bounded by this batch: split long sweeps into batches.
-    pub fn forward(
+    /// The forward pass of one batch; returns the scratch whose `a` holds the final-norm
+    /// states (pre-norm models) and whose `x` holds the last hidden state. With `gather`,
+    /// the states and attention statistics at its probes are copied out on the way.
+    fn run(
         &self,
         gpu: &Gpu,
         input: &ForwardInput,
-        probes: &[usize],
-    ) -> Result<ProbeStates<f32>> {
+        batch: usize,
+        n: usize,
+        gather: Option<&Gather>,
+    ) -> Result<Scratch> {
         let c = &self.config;
-        let (batch, n) = input.validate(c, probes).map_err(model_error)?;
         let (d, hd, heads, kv) = (c.d_model, c.head_dim(), c.heads, c.kv_heads);
         let rows = batch * n;
-        let np = probes.len();
-        let s = self.scratch(gpu, batch, n)?;
-        let probe_ids: Vec<u32> = probes.iter().map(|&p| p as u32).collect();
-        let probe_idx = Indices::upload(gpu, "probes", &probe_ids);
-        // Slots of [batch, probes, d]: embeddings, hidden per layer, attn_out per layer, final.
-        let slot = batch * np * d;
         let layers = self.layers.len();
-        let out = ProbeSlots::new(gpu, 2 * layers + 2, slot, self.precision)?;
-        let stat_slot = batch * heads * np * 2;
-        let out_stats = gpu.nan_tensor("probe stats", layers * stat_slot, Precision::F32)?;
-
+        let s = self.scratch(gpu, batch, n)?;
         // Embeddings (into y when a norm follows, so that x holds the block input).
         let first = if self.embed_norm.is_some() {
             &s.y
@@ -277,8 +336,9 @@ impl GpuModel {
         if let Some(en) = &self.embed_norm {
             self.norm(gpu, &s.y, en, &s.x)?;
         }
-        let (t, at) = out.slot(0);
-        elementwise::gather_rows(gpu, &s.x, batch, n, d, &probe_idx, t, at)?;
+        if let Some(g) = gather {
+            g.rows(gpu, &s.x, batch, n, d, 0)?;
+        }
 
         let rope_table = match c.position {
             Position::Rotary { base } => Some(kernels::rope_table(gpu, n, hd, base, 0)?),
@@ -313,22 +373,19 @@ impl GpuModel {
                 &s.vh,
                 None,
                 &s.att,
-                Some(&s.stats),
+                // Attention statistics only where they are gathered.
+                gather.map(|_| &s.stats),
                 self.kernels.attention,
             )?;
-            elementwise::gather_stats(
-                gpu,
-                &s.stats,
-                batch * heads,
-                n,
-                &probe_idx,
-                &out_stats,
-                li * stat_slot,
-            )?;
+            if let Some(g) = gather {
+                let at = li * g.stat_slot;
+                elementwise::gather_stats(gpu, &s.stats, batch * heads, n, g.idx, g.stats, at)?;
+            }
             elementwise::merge_heads(gpu, &s.att, batch, n, heads, hd, &s.merged)?;
             self.linear(gpu, &s.merged, rows, &l.o, Activation::None, None, &s.o)?;
-            let (t, at) = out.slot(1 + layers + li);
-            elementwise::gather_rows(gpu, &s.o, batch, n, d, &probe_idx, t, at)?;
+            if let Some(g) = gather {
+                g.rows(gpu, &s.o, batch, n, d, 1 + layers + li)?;
+            }
             // y = x + attention; post-norm normalises it (into a) before the FFN.
             elementwise::add(gpu, &s.x, &s.o, &s.y)?;
             let (ffn_in, residual) = if pre {
@@ -373,14 +430,46 @@ impl GpuModel {
                 )?;
                 self.norm(gpu, &s.y, &l.ffn_norm, &s.x)?;
             }
-            let (t, at) = out.slot(1 + li);
-            elementwise::gather_rows(gpu, &s.x, batch, n, d, &probe_idx, t, at)?;
+            if let Some(g) = gather {
+                g.rows(gpu, &s.x, batch, n, d, 1 + li)?;
+            }
         }
         if let Some(fnorm) = &self.final_norm {
             self.norm(gpu, &s.x, fnorm, &s.a)?;
-            let (t, at) = out.slot(1 + 2 * layers);
-            elementwise::gather_rows(gpu, &s.a, batch, n, d, &probe_idx, t, at)?;
+            if let Some(g) = gather {
+                g.rows(gpu, &s.a, batch, n, d, 1 + 2 * layers)?;
+            }
         }
+        Ok(s)
+    }
+
+    /// Runs one batch and returns the states at `probes` (positions within each sequence).
+    /// GPU memory is bounded by this batch: split long sweeps into batches.
+    pub fn forward(
+        &self,
+        gpu: &Gpu,
+        input: &ForwardInput,
+        probes: &[usize],
+    ) -> Result<ProbeStates<f32>> {
+        let c = &self.config;
+        let (batch, n) = input.validate(c, probes).map_err(model_error)?;
+        let (d, heads) = (c.d_model, c.heads);
+        let np = probes.len();
+        let probe_ids: Vec<u32> = probes.iter().map(|&p| p as u32).collect();
+        let probe_idx = Indices::upload(gpu, "probes", &probe_ids);
+        // Slots of [batch, probes, d]: embeddings, hidden per layer, attn_out per layer, final.
+        let slot = batch * np * d;
+        let layers = self.layers.len();
+        let out = ProbeSlots::new(gpu, 2 * layers + 2, slot, self.precision)?;
+        let stat_slot = batch * heads * np * 2;
+        let out_stats = gpu.nan_tensor("probe stats", layers * stat_slot, Precision::F32)?;
+        let gather = Gather {
+            idx: &probe_idx,
+            slots: &out,
+            stats: &out_stats,
+            stat_slot,
+        };
+        self.run(gpu, input, batch, n, Some(&gather))?;
 
         let all = out.download(gpu)?;
         let stats = gpu.download(&out_stats)?;
@@ -403,6 +492,30 @@ impl GpuModel {
             n_eff: (0..layers).map(|l| spread(l, 0)).collect(),
             entropy: (0..layers).map(|l| spread(l, 1)).collect(),
         })
+    }
+}
+
+/// Where a forward copies the states and attention statistics at its probes.
+struct Gather<'a> {
+    idx: &'a Indices,
+    slots: &'a ProbeSlots,
+    stats: &'a Tensor,
+    stat_slot: usize,
+}
+
+impl Gather<'_> {
+    /// Rows at the probes of `x` [batch, n, d] into slot `slot`.
+    fn rows(
+        &self,
+        gpu: &Gpu,
+        x: &Tensor,
+        batch: usize,
+        n: usize,
+        d: usize,
+        slot: usize,
+    ) -> Result<()> {
+        let (t, at) = self.slots.slot(slot);
+        elementwise::gather_rows(gpu, x, batch, n, d, self.idx, t, at)
     }
 }
 
