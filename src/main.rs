@@ -34,6 +34,8 @@ enum Command {
     Report(cli::report::Args),
     /// Per-layer hidden states of a model for given token ids or random inputs.
     Hidden(cli::hidden::Args),
+    /// Next-token loss along the context: windows of real text through a causal language model.
+    Loss(cli::loss::Args),
     /// The token ids a model's tokenizer gives a text (one line, space separated).
     Tokenize(cli::tokenize::Args),
 }
@@ -57,6 +59,7 @@ fn main() -> std::process::ExitCode {
         Command::Report(args) => cli::report::run(args),
         Command::Hidden(args) => cli::hidden::run(args, &adapter),
         Command::Tokenize(args) => cli::tokenize::run(args),
+        Command::Loss(args) => cli::loss::run(args, &adapter),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,6 +4,7 @@ pub mod autotune;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod loss;
 pub mod sweep;
 pub mod tensor;
 pub mod timing;

@@ -1,0 +1,216 @@
+//! Next-token loss along the context: S windows of N tokens, one causal forward each, the
+//! LM-head kernel's loss at every position, saved per window (resumable like a sweep), then
+//! per-position means with bootstrap intervals over windows.
+
+use std::path::{Path, PathBuf};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{HostError, Result};
+use crate::gpu::{AdapterSummary, Gpu};
+use crate::model::GpuModel;
+use crate::sweep::results::{read_json, write_json};
+
+/// Everything that changes a number of a loss run: a results folder holds one of these.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LossConfig {
+    /// "gguf PATH" or "checkpoint DIR".
+    pub model: String,
+    /// "text PATH (sha256 ...)" or "tokens PATH (sha256 ...)".
+    pub input: String,
+    /// Tokens per window (N).
+    pub context: usize,
+    /// Windows (S).
+    pub windows: usize,
+    pub seed: u64,
+    /// "f32" or "f16" storage.
+    pub precision: String,
+}
+
+/// The run's header (`run.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LossHeader {
+    pub tool: String,
+    pub version: String,
+    pub adapter: AdapterSummary,
+    pub config: LossConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corpus: Option<ceiling_core::text::CorpusInfo>,
+}
+
+/// One window's scores at positions t = 1..N-1 (index t - 1): the loss of token t given
+/// tokens 0..t-1.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowScores {
+    pub index: usize,
+    pub nll: Vec<f32>,
+    pub entropy: Vec<f32>,
+    pub top1: Vec<u8>,
+}
+
+/// `DIR/windows/w-000012.json`
+pub fn window_path(dir: &Path, index: usize) -> PathBuf {
+    dir.join("windows").join(format!("w-{index:06}.json"))
+}
+
+/// Writes `run.json`, or checks that the folder holds a run of the same configuration.
+pub fn start_run(dir: &Path, header: &LossHeader) -> Result<()> {
+    let path = dir.join("run.json");
+    if path.exists() {
+        let old: LossHeader = read_json(&path)?;
+        if old.config != header.config {
+            return Err(HostError::Config(format!(
+                "{} holds a loss run with another configuration ({} windows of {} tokens \
+                 from {}); choose another --out directory (or remove it) instead of mixing \
+                 results",
+                dir.display(),
+                old.config.windows,
+                old.config.context,
+                old.config.input
+            )));
+        }
+        return Ok(());
+    }
+    write_json(&path, header)
+}
+
+/// Scores the windows `ids` [windows, n] not yet in `dir`, `batch` windows per forward,
+/// calling `progress(done)` after each batch. Returns the plan label of the LM head.
+pub fn run_windows(
+    gpu: &Gpu,
+    model: &GpuModel,
+    ids: &[u32],
+    n: usize,
+    batch: usize,
+    dir: &Path,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Option<String>> {
+    let windows = ids.len() / n;
+    let todo: Vec<usize> = (0..windows)
+        .filter(|&w| !window_path(dir, w).exists())
+        .collect();
+    progress(windows - todo.len());
+    let mut plan = None;
+    let mut done = windows - todo.len();
+    for chunk in todo.chunks(batch.max(1)) {
+        let batch_ids: Vec<u32> = chunk
+            .iter()
+            .flat_map(|&w| ids[w * n..][..n].to_vec())
+            .collect();
+        let (scores, p) = model.next_token_loss(gpu, &batch_ids, chunk.len(), n)?;
+        plan = Some(p.to_string());
+        for (&w, s) in chunk.iter().zip(scores.chunks((n - 1) * 4)) {
+            let window = WindowScores {
+                index: w,
+                nll: s.chunks(4).map(|r| r[1]).collect(),
+                entropy: s.chunks(4).map(|r| r[2]).collect(),
+                top1: s.chunks(4).map(|r| (r[3] == 1.0) as u8).collect(),
+            };
+            if let Some(bad) = window.nll.iter().position(|v| !v.is_finite()) {
+                return Err(HostError::Config(format!(
+                    "window {w} has a non-finite loss at position {}: the model's outputs \
+                     overflowed (try f32 storage)",
+                    bad + 1
+                )));
+            }
+            write_json(&window_path(dir, w), &window)?;
+        }
+        done += chunk.len();
+        progress(done);
+    }
+    Ok(plan)
+}
+
+/// Every finished window of `dir`, by index.
+pub fn load_windows(dir: &Path, windows: usize, n: usize) -> Result<Vec<WindowScores>> {
+    let mut out = Vec::new();
+    for w in 0..windows {
+        let path = window_path(dir, w);
+        if !path.exists() {
+            continue;
+        }
+        let s: WindowScores = read_json(&path).map_err(|e| {
+            HostError::Config(format!(
+                "{e}; delete {} to score that window again",
+                path.display()
+            ))
+        })?;
+        if s.index != w || s.nll.len() != n - 1 {
+            return Err(HostError::Config(format!(
+                "{} does not hold window {w} of {n} tokens; delete it to score that window again",
+                path.display()
+            )));
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// Per-position statistics over windows, positions t = 1..N-1.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LossCurve {
+    pub positions: Vec<usize>,
+    /// Mean loss (nats) over windows at each position.
+    pub nll_mean: Vec<f64>,
+    /// 95% percentile bootstrap interval of the mean, resampling windows.
+    pub nll_lo: Vec<f64>,
+    pub nll_hi: Vec<f64>,
+    pub entropy_mean: Vec<f64>,
+    pub top1_accuracy: Vec<f64>,
+    /// The mean over every position and window.
+    pub mean_nll: f64,
+    pub windows: usize,
+    pub bootstrap: usize,
+}
+
+/// Means, and `bootstrap` resamples of the windows for the intervals; also returns the
+/// resampled mean curves (for the fits' intervals).
+pub fn loss_curve(
+    windows: &[WindowScores],
+    bootstrap: usize,
+    seed: u64,
+) -> (LossCurve, Vec<Vec<f64>>) {
+    let s = windows.len();
+    let len = windows.first().map_or(0, |w| w.nll.len());
+    let mean_of = |pick: &dyn Fn(&WindowScores, usize) -> f64| -> Vec<f64> {
+        (0..len)
+            .map(|t| windows.iter().map(|w| pick(w, t)).sum::<f64>() / s.max(1) as f64)
+            .collect()
+    };
+    let nll_mean = mean_of(&|w, t| w.nll[t] as f64);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let replicates: Vec<Vec<f64>> = (0..bootstrap)
+        .map(|_| {
+            let mut sum = vec![0.0; len];
+            for _ in 0..s {
+                let w = &windows[rng.random_range(0..s)];
+                sum.iter_mut()
+                    .zip(&w.nll)
+                    .for_each(|(a, &v)| *a += v as f64);
+            }
+            sum.iter().map(|v| v / s as f64).collect()
+        })
+        .collect();
+    let quantile = |t: usize, q: f64| -> f64 {
+        if replicates.is_empty() {
+            return f64::NAN;
+        }
+        let mut col: Vec<f64> = replicates.iter().map(|r| r[t]).collect();
+        col.sort_by(f64::total_cmp);
+        col[((q * (col.len() - 1) as f64).round() as usize).min(col.len() - 1)]
+    };
+    let curve = LossCurve {
+        positions: (1..=len).collect(),
+        nll_lo: (0..len).map(|t| quantile(t, 0.025)).collect(),
+        nll_hi: (0..len).map(|t| quantile(t, 0.975)).collect(),
+        entropy_mean: mean_of(&|w, t| w.entropy[t] as f64),
+        top1_accuracy: mean_of(&|w, t| w.top1[t] as f64),
+        mean_nll: nll_mean.iter().sum::<f64>() / len.max(1) as f64,
+        nll_mean,
+        windows: s,
+        bootstrap,
+    };
+    (curve, replicates)
+}
