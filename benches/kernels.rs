@@ -523,6 +523,79 @@ impl<'g> Bench<'g> {
         g.finish();
     }
 
+    /// The LM head (lse, nll, entropy, top-1 per row without the logits) against the unfused
+    /// path it replaces: the logits matmul, then a row softmax over them.
+    fn lm_head(&self, c: &mut Criterion) {
+        let mut g = self.group(c, "lm_head");
+        // SmolLM2's width; its full vocabulary on real GPUs.
+        let (rows, d, vocab) = match self.size {
+            Size::Small => (256, 576, 8192),
+            Size::Large => (4096, 576, 49152),
+        };
+        for p in Precision::ALL {
+            let label = format!("{rows}x{d}x{vocab}");
+            let flops = 2.0 * (rows * d * vocab) as f64;
+            let es = p.size() as f64;
+            let shape = shape_of(&[("rows", rows), ("d", d), ("vocab", vocab)]);
+            let targets: Vec<u32> = (0..rows).map(|r| (r * 7919 % vocab) as u32).collect();
+            let plan = kernels::LmHeadPlan::choose(self.gpu, rows, d, vocab)
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            let fused = Case {
+                name: format!("lm_head/{label}/{p}/fused"),
+                kernel: "lm_head",
+                precision: p,
+                variant: plan,
+                shape: shape.clone(),
+                flops,
+                bytes: es * ((rows + vocab) * d) as f64 + 16.0 * rows as f64,
+                clock: Clock::Auto,
+            };
+            self.case(&mut g, fused, || {
+                let x = self.upload("x", rows * d, p)?;
+                let head = self.upload("head", vocab * d, p)?;
+                let out = self.gpu.nan_tensor("out", rows * 4, Precision::F32)?;
+                Ok((1, move |_| {
+                    kernels::lm_head_loss(self.gpu, &x, &head, &targets, d, &out).map(|_| ())
+                }))
+            });
+            let unfused = Case {
+                name: format!("lm_head/{label}/{p}/unfused"),
+                kernel: "lm_head_unfused",
+                precision: p,
+                variant: "matmul + softmax, logits in memory".into(),
+                shape,
+                flops,
+                bytes: es * ((rows + vocab) * d + 3 * rows * vocab) as f64,
+                clock: Clock::Auto,
+            };
+            self.case(&mut g, unfused, || {
+                let x = self.upload("x", rows * d, p)?;
+                let head = self.upload("head", vocab * d, p)?;
+                let logits = self.gpu.nan_tensor("logits", rows * vocab, p)?;
+                let probs = self.gpu.nan_tensor("probs", rows * vocab, p)?;
+                let mut mm = MatmulShape::new(rows, d, vocab);
+                mm.trans_b = true;
+                let sm = ceiling_core::kernel::SoftmaxShape::plain(rows, vocab);
+                Ok((1, move |_| {
+                    kernels::matmul(
+                        self.gpu,
+                        &mm,
+                        &x,
+                        &head,
+                        None,
+                        None,
+                        Activation::None,
+                        &logits,
+                        MatmulKernel::Auto,
+                    )?;
+                    kernels::softmax(self.gpu, &sm, &logits, None, &probs)
+                }))
+            });
+        }
+        g.finish();
+    }
+
     fn reductions(&self, c: &mut Criterion) {
         let mut g = self.group(c, "reduce");
         let (samples, cols) = match self.size {
@@ -788,6 +861,7 @@ fn main() {
     bench.matmul(&mut c);
     bench.attention(&mut c);
     bench.layer_norm(&mut c);
+    bench.lm_head(&mut c);
     bench.reductions(&mut c);
     bench.forward(&mut c);
     c.final_summary();
