@@ -97,3 +97,94 @@ fn sweep_samples_8_resumes_from_its_own_results() {
     assert!(again.ok, "{}", again.stderr);
     assert_eq!(again.stderr.matches("(resumed from disk)").count(), 3);
 }
+
+// Item 3: values that overflow f16.
+
+/// Writes F32 tensors to a safetensors file.
+fn write_f32(path: &Path, tensors: &[(&str, &[usize], &[f32])]) {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, d)| d.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views: Vec<_> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), b)| {
+            (
+                name.to_string(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.to_vec(), b)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn kernel_f16_input_1e5_is_refused_with_its_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.st"), dir.path().join("out.st"));
+    for big in [1e5f32, 3e38] {
+        write_f32(&input, &[("x", &[2, 3], &[0.5, 1.0, 2.0, 3.0, big, -1.0])]);
+        let run = ceiling(&[
+            "kernel",
+            "softmax",
+            "--input",
+            s(&input),
+            "--output",
+            s(&output),
+            "--f16",
+        ]);
+        refused(&run, &["`x`", "[1, 1]", "65504", "drop --f16"]);
+        assert!(!output.exists());
+    }
+}
+
+#[test]
+fn kernel_f16_matmul_output_300_x_300_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.st"), dir.path().join("out.st"));
+    // Every input fits f16, the product 2 * 300 * 300 = 180000 does not.
+    write_f32(
+        &input,
+        &[
+            ("a", &[2, 2], &[300.0, 300.0, 1.0, 1.0]),
+            ("b", &[2, 1], &[300.0, 300.0]),
+        ],
+    );
+    let run = ceiling(&[
+        "kernel",
+        "matmul",
+        "--input",
+        s(&input),
+        "--output",
+        s(&output),
+        "--f16",
+    ]);
+    refused(&run, &["`out`", "[0, 0]", "65504", "drop --f16"]);
+    assert!(!output.exists());
+}
+
+/// Every upload at f16 (model weights, sweep inputs, `hidden --precision f16`) refuses a
+/// value that f16 cannot hold, naming it and its index, instead of storing infinity.
+#[test]
+fn upload_f16_of_1e5_is_refused_with_its_index() {
+    let gpu = ceiling_host::Gpu::new(&ceiling_host::AdapterRequest::default())
+        .expect("this test needs a GPU adapter (lavapipe: WGPU_BACKEND=vulkan)");
+    let err = gpu
+        .upload(
+            "w",
+            &[1.0, -2.0, -1e5, 3.0],
+            ceiling_shaders::Precision::F16,
+        )
+        .err()
+        .expect("1e5 does not fit f16")
+        .to_string();
+    for needle in ["`w`", "-1e5", "element 2", "65504", "f32"] {
+        assert!(err.contains(needle), "{err:?} lacks {needle:?}");
+    }
+    // 65504 itself fits.
+    assert!(gpu
+        .upload("w", &[65504.0], ceiling_shaders::Precision::F16)
+        .is_ok());
+}

@@ -149,7 +149,7 @@ pub fn run(cmd: Command, adapter: &AdapterRequest) -> Result<()> {
 
 fn attention(args: AttentionArgs, adapter: &AdapterRequest) -> Result<()> {
     let io = &args.io;
-    let mut file = Input::read(&io.input, &["q", "k", "v"], &["mask"])?;
+    let mut file = Input::read(&io.input, &["q", "k", "v"], &["mask"], io.precision())?;
     let q = file.take("q")?;
     let k = file.take("k")?;
     let v = file.take("v")?;
@@ -205,12 +205,12 @@ fn attention(args: AttentionArgs, adapter: &AdapterRequest) -> Result<()> {
     let kernel_name: String = if args.kernel == KernelChoice::Unfused {
         kernels::attention_unfused(&gpu, &shape, &qt, &kt, &vt, mask_t.as_ref(), &out)
             .context("attention (unfused) failed")?;
-        outputs.push(Output::new(
+        outputs.push(Output::result(
             "out",
             q.shape.clone(),
             gpu.download(&out)?,
             precision,
-        ));
+        )?);
         "unfused".into()
     } else {
         let kernel = match args.kernel {
@@ -235,12 +235,12 @@ fn attention(args: AttentionArgs, adapter: &AdapterRequest) -> Result<()> {
             kernel,
         )
         .context("attention failed")?;
-        outputs.push(Output::new(
+        outputs.push(Output::result(
             "out",
             q.shape.clone(),
             gpu.download(&out)?,
             precision,
-        ));
+        )?);
         // Stats are interleaved per row: [lse, n_eff, entropy].
         let stats = gpu.download(&stats)?;
         for (i, name) in ["lse", "n_eff", "entropy"].into_iter().enumerate() {
@@ -274,7 +274,12 @@ fn attention(args: AttentionArgs, adapter: &AdapterRequest) -> Result<()> {
 
 fn matmul(args: MatmulArgs, adapter: &AdapterRequest) -> Result<()> {
     let io = &args.io;
-    let mut file = Input::read(&io.input, &["a", "b"], &["bias", "residual"])?;
+    let mut file = Input::read(
+        &io.input,
+        &["a", "b"],
+        &["bias", "residual"],
+        io.precision(),
+    )?;
     let a = file.take("a")?;
     let b = file.take("b")?;
     let bias = file.take_optional("bias")?;
@@ -330,12 +335,12 @@ fn matmul(args: MatmulArgs, adapter: &AdapterRequest) -> Result<()> {
         MatmulKernel::Auto,
     )
     .context("matmul failed")?;
-    let outputs = vec![Output::new(
+    let outputs = vec![Output::result(
         "out",
         out_shape,
         gpu.download(&out)?,
         precision,
-    )];
+    )?];
     let elapsed = start.elapsed();
     let what = format!(
         "matmul ({plan}) a {:?} x b {:?}{}{}, activation {act:?}",
@@ -354,7 +359,7 @@ fn norm(args: NormArgs, layer: bool, adapter: &AdapterRequest) -> Result<()> {
     } else {
         ("rms_norm", &["x", "gamma"])
     };
-    let mut file = Input::read(&io.input, required, &[])?;
+    let mut file = Input::read(&io.input, required, &[], io.precision())?;
     let x = file.take("x")?;
     let gamma = file.take("gamma")?;
     let beta = if layer {
@@ -387,12 +392,12 @@ fn norm(args: NormArgs, layer: bool, adapter: &AdapterRequest) -> Result<()> {
         None => kernels::rms_norm(&gpu, &xt, cols, &gt, args.eps, &out),
     }
     .with_context(|| format!("{kernel} failed"))?;
-    let outputs = vec![Output::new(
+    let outputs = vec![Output::result(
         "out",
         x.shape.clone(),
         gpu.download(&out)?,
         precision,
-    )];
+    )?];
     let elapsed = start.elapsed();
     let what = format!("{kernel} x {:?}, eps {}", x.shape, args.eps);
     finish(&gpu, io, &what, precision, outputs, elapsed)
@@ -400,7 +405,7 @@ fn norm(args: NormArgs, layer: bool, adapter: &AdapterRequest) -> Result<()> {
 
 fn softmax(args: SoftmaxArgs, adapter: &AdapterRequest) -> Result<()> {
     let io = &args.io;
-    let mut file = Input::read(&io.input, &["x"], &[])?;
+    let mut file = Input::read(&io.input, &["x"], &[], io.precision())?;
     let x = file.take("x")?;
     x.at_least_rank_1()?;
     let cols = *x.shape.last().unwrap();
@@ -416,12 +421,12 @@ fn softmax(args: SoftmaxArgs, adapter: &AdapterRequest) -> Result<()> {
     let xt = upload(&gpu, &x, precision)?;
     let out = gpu.nan_tensor("out", x.data.len(), precision)?;
     kernels::softmax(&gpu, &shape, &xt, None, &out).context("softmax failed")?;
-    let outputs = vec![Output::new(
+    let outputs = vec![Output::result(
         "out",
         x.shape.clone(),
         gpu.download(&out)?,
         precision,
-    )];
+    )?];
     let elapsed = start.elapsed();
     let what = format!("softmax x {:?}, scale {}", x.shape, args.scale);
     finish(&gpu, io, &what, precision, outputs, elapsed)
@@ -563,7 +568,13 @@ struct Input {
 impl Input {
     /// Reads `required` and `optional` tensors; any other name in the file is an error, so
     /// that a misspelt optional tensor is never silently ignored.
-    fn read(path: &Path, required: &[&'static str], optional: &[&'static str]) -> Result<Input> {
+    /// Values are checked at the storage `precision` (a mask is always stored as f32).
+    fn read(
+        path: &Path,
+        required: &[&'static str],
+        optional: &[&'static str],
+        precision: Precision,
+    ) -> Result<Input> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let st = SafeTensors::deserialize(&bytes).with_context(|| {
             format!(
@@ -601,7 +612,7 @@ impl Input {
                     expected()
                 ),
             };
-            let loaded = load(name, &view, path, name == "mask")?;
+            let loaded = load(name, &view, path, name == "mask", precision)?;
             tensors.insert(name, loaded);
         }
         Ok(Input {
@@ -622,13 +633,15 @@ impl Input {
     }
 }
 
-/// Converts one tensor to f32, refusing empty tensors, unsupported dtypes and NaN/Inf.
+/// Converts one tensor to f32, refusing empty tensors, unsupported dtypes, NaN/Inf, and
+/// values that become infinite when stored at `precision` (f16 beyond +-65504).
 /// A mask may also be BOOL or integer (PyTorch masks usually are).
 fn load(
     name: &'static str,
     view: &safetensors::tensor::TensorView<'_>,
     path: &Path,
     is_mask: bool,
+    precision: Precision,
 ) -> Result<Loaded> {
     let shape = view.shape().to_vec();
     let where_ = || format!("tensor `{name}` in {}", path.display());
@@ -684,6 +697,20 @@ fn load(
             unravel(i, &shape)
         );
     }
+    if precision == Precision::F16 && !is_mask {
+        if let Some(i) = data
+            .iter()
+            .position(|&v| half::f16::from_f32(v).is_infinite())
+        {
+            bail!(
+                "{} has {:e} at index {:?}, beyond the f16 range (+-{F16_MAX}) that --f16 \
+                 stores: drop --f16 to run in f32, or scale the input into that range",
+                where_(),
+                data[i],
+                unravel(i, &shape)
+            );
+        }
+    }
     Ok(Loaded {
         name,
         shape,
@@ -710,7 +737,40 @@ struct Output {
     bytes: Vec<u8>,
 }
 
+/// The largest finite f16.
+const F16_MAX: f32 = 65504.0;
+
 impl Output {
+    /// A kernel result stored at the storage `precision`: finite inputs must give finite
+    /// results, so an infinity or NaN here is an overflow of that precision, refused with
+    /// its index instead of being written.
+    fn result(
+        name: &'static str,
+        shape: Vec<usize>,
+        data: Vec<f32>,
+        precision: Precision,
+    ) -> Result<Self> {
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            let (range, fix) = match precision {
+                Precision::F16 => (
+                    format!("the f16 range (+-{F16_MAX}) that --f16 stores"),
+                    "drop --f16 to run in f32, or scale the inputs down",
+                ),
+                Precision::F32 => (
+                    format!("the f32 range (+-{:e})", f32::MAX),
+                    "scale the inputs down",
+                ),
+            };
+            bail!(
+                "output `{name}` has {:e} at index {:?}: the result exceeds {range}; nothing \
+                 was written: {fix}",
+                data[i],
+                unravel(i, &shape)
+            );
+        }
+        Ok(Self::new(name, shape, data, precision))
+    }
+
     fn new(name: &'static str, shape: Vec<usize>, data: Vec<f32>, precision: Precision) -> Self {
         let (dtype, bytes) = match precision {
             Precision::F32 => (

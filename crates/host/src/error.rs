@@ -26,6 +26,15 @@ pub enum HostError {
     Shape(#[from] ShapeError),
     #[error("{what} contains NaN or infinity at element {index}; kernels take finite inputs only")]
     NonFinite { what: String, index: usize },
+    #[error(
+        "`{what}` has {value:e} at element {index}, beyond the f16 range (+-65504): store it \
+         in f32 (drop --f16, or --precision f32), or scale it into that range"
+    )]
+    F16Range {
+        what: String,
+        value: f32,
+        index: usize,
+    },
     #[error("could not create a device on '{adapter}': {message}")]
     Device { adapter: String, message: String },
     #[error("GPU error: {0}")]

@@ -48,9 +48,19 @@ impl Gpu {
         Ok(())
     }
 
-    /// Uploads `data`, converted to `precision`. NaN and infinity are refused.
+    /// Uploads `data`, converted to `precision`. NaN and infinity are refused, and so are
+    /// values that the conversion would turn into infinity (beyond +-65504 at f16).
     pub fn upload(&self, what: &str, data: &[f32], precision: Precision) -> Result<Tensor> {
         crate::error::check_finite(what, data)?;
+        if precision == Precision::F16 {
+            if let Some(index) = data.iter().position(|&v| f16::from_f32(v).is_infinite()) {
+                return Err(HostError::F16Range {
+                    what: what.to_string(),
+                    value: data[index],
+                    index,
+                });
+            }
+        }
         self.upload_unchecked(what, data, precision)
     }
 
