@@ -103,7 +103,10 @@ fn smollm2_reads_english_on_the_gpu_as_the_f64_reference_does() {
     let (scores, plan) = model.next_token_loss(gpu, ids, 1, n).unwrap();
     let kernel_nll = scores.chunks(4).map(|s| s[1] as f64).sum::<f64>() / (n - 1) as f64;
     eprintln!("LM-head kernel ({plan}): {kernel_nll:.4} nats");
-    assert!((kernel_nll - cpu_nll).abs() < 1e-3, "{kernel_nll} vs {cpu_nll}");
+    assert!(
+        (kernel_nll - cpu_nll).abs() < 1e-3,
+        "{kernel_nll} vs {cpu_nll}"
+    );
     // ln(49152) = 10.8 nats is a uniform guess; a trained model on plain English is far below.
     assert!(
         gpu_nll < 4.5,

@@ -187,7 +187,9 @@ impl GpuModel {
         }
         let input = ForwardInput::Tokens { ids, batch, n };
         // Every position is scored (the probes only matter for the check).
-        input.validate(&self.config, &[n - 1]).map_err(model_error)?;
+        input
+            .validate(&self.config, &[n - 1])
+            .map_err(model_error)?;
         let s = self.run(gpu, &input, batch, n, None)?;
         let last = if self.final_norm.is_some() {
             &s.a
