@@ -3,6 +3,7 @@
 
 pub mod fit;
 pub mod kernel;
+pub mod memory;
 pub mod model;
 pub mod nonfinite;
 pub mod process;

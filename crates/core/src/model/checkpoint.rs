@@ -242,6 +242,12 @@ fn load_bert(json: &Value, t: &Tensors) -> Result<ModelWeights, ModelError> {
     let tt_name = "embeddings.token_type_embeddings.weight";
     if t.has(tt_name) {
         let types = key_usize(json, "type_vocab_size").unwrap_or(2);
+        if types == 0 {
+            return Err(ModelError::Config(format!(
+                "config.json type_vocab_size 0, but {tt_name} is present and inputs are \
+                 segment 0: it needs at least 1 row (BERT uses 2)"
+            )));
+        }
         let tt = t.get(tt_name, &[types, d])?;
         for row in pos.chunks_mut(d) {
             row.iter_mut().zip(&tt[..d]).for_each(|(p, e)| *p += e);
@@ -431,4 +437,45 @@ fn load_llama(json: &Value, t: &Tensors) -> Result<ModelWeights, ModelError> {
         lm_head,
         config,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A BERT config.json with `type_vocab_size: 0` (and a token type table of no rows) is
+    /// refused with the field named; it used to panic slicing row 0 of the empty table.
+    #[test]
+    fn bert_with_type_vocab_size_0_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = serde_json::json!({
+            "model_type": "bert",
+            "hidden_size": 4,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 1,
+            "intermediate_size": 8,
+            "max_position_embeddings": 8,
+            "vocab_size": 10,
+            "type_vocab_size": 0,
+        });
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        let pos = vec![0u8; 8 * 4 * 4];
+        let views = vec![
+            (
+                "embeddings.position_embeddings.weight",
+                safetensors::tensor::TensorView::new(Dtype::F32, vec![8, 4], &pos).unwrap(),
+            ),
+            (
+                "embeddings.token_type_embeddings.weight",
+                safetensors::tensor::TensorView::new(Dtype::F32, vec![0, 4], &[]).unwrap(),
+            ),
+        ];
+        std::fs::write(
+            dir.path().join("model.safetensors"),
+            safetensors::serialize(views, None).unwrap(),
+        )
+        .unwrap();
+        let err = load_checkpoint(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("type_vocab_size 0"), "{err}");
+    }
 }

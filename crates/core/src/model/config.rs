@@ -137,7 +137,100 @@ impl ModelConfig {
             }
             _ => {}
         }
+        // Every tensor's size must be representable (and the whole model's in bytes).
+        self.weight_bytes()?;
         Ok(())
+    }
+
+    /// Elements of every weight tensor of this config (a separate LM head not counted), in
+    /// checked 64-bit arithmetic: a tensor whose size overflows is refused, named, with the
+    /// fields that make it.
+    pub fn weight_count(&self) -> Result<u64, ModelError> {
+        let d = self.d_model as u64;
+        let hd = self.head_dim() as u64;
+        let (heads, kv, ff) = (self.heads as u64, self.kv_heads as u64, self.ff_dim as u64);
+        let overflow = |tensor: &str, fields: String| {
+            ModelError::Config(format!(
+                "{tensor} [{fields}] has more elements than 64-bit sizes hold: make it smaller"
+            ))
+        };
+        let bias = self.bias as u64;
+        let norm = if self.norm == NormKind::LayerNorm {
+            2
+        } else {
+            1
+        };
+        let lin = |name: &str, out: Option<u64>, inp: u64, fields: String| {
+            out.and_then(|o| crate::memory::product(&[o, inp])?.checked_add(bias * o))
+                .ok_or_else(|| overflow(name, fields))
+        };
+        let q = lin(
+            "q",
+            heads.checked_mul(hd),
+            d,
+            format!("d_model {d} x d_model {d}"),
+        )?;
+        let k = lin(
+            "k",
+            kv.checked_mul(hd),
+            d,
+            format!("kv_heads {kv} x head_dim {hd} x d_model {d}"),
+        )?;
+        let ffn = lin("up", Some(ff), d, format!("ff_dim {ff} x d_model {d}"))?;
+        let down = crate::memory::product(&[d, ff])
+            .and_then(|w| w.checked_add(bias * d))
+            .ok_or_else(|| overflow("down", format!("d_model {d} x ff_dim {ff}")))?;
+        let gates = if self.activation == FfnActivation::SwiGlu {
+            2
+        } else {
+            1
+        };
+        let layer = [
+            Some(2 * norm * d),
+            q.checked_mul(2),
+            k.checked_mul(2),
+            ffn.checked_mul(gates),
+            Some(down),
+        ]
+        .into_iter()
+        .try_fold(0u64, |acc, t| acc.checked_add(t?))
+        .ok_or_else(|| overflow("one layer", format!("d_model {d}, ff_dim {ff}")))?;
+        let layers = layer
+            .checked_mul(self.layers as u64)
+            .ok_or_else(|| overflow("the layers", format!("layers {} x {layer}", self.layers)))?;
+        let tokens = crate::memory::product(&[self.vocab as u64, d]).ok_or_else(|| {
+            overflow(
+                "the token embedding",
+                format!("vocab {} x d_model {d}", self.vocab),
+            )
+        })?;
+        let positions = match self.position {
+            Position::Learned { max_positions } => {
+                crate::memory::product(&[max_positions as u64, d]).ok_or_else(|| {
+                    overflow(
+                        "the position embedding",
+                        format!("max_positions {max_positions} x d_model {d}"),
+                    )
+                })?
+            }
+            _ => 0,
+        };
+        [layers, tokens, positions, norm * d]
+            .into_iter()
+            .try_fold(0u64, |acc, t| acc.checked_add(t))
+            .ok_or_else(|| {
+                overflow(
+                    "the whole model",
+                    format!("{layers} + {tokens} + {positions}"),
+                )
+            })
+    }
+
+    /// Bytes of this config's weights as f32, checked (see [`Self::weight_count`]).
+    pub fn weight_bytes(&self) -> Result<u64, ModelError> {
+        self.weight_count()?
+            .checked_mul(4)
+            .ok_or_else(|| ModelError::Config("the weights need more than 2^64 bytes".into()))
     }
 
     /// Longest sequence the model takes (learned positions bound it).
@@ -211,5 +304,50 @@ impl ModelConfig {
             vocab,
             bias: true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Llama-2-7B's shape: 32 layers, width 4096, SwiGLU 11008, vocab 32000.
+    pub(crate) fn llama_7b() -> ModelConfig {
+        let mut c = ModelConfig::llama_like(32, 4096, 32, 32, 32000);
+        c.ff_dim = 11008;
+        c
+    }
+
+    #[test]
+    fn llama_7b_counts_its_6_7_billion_weights() {
+        // 6.74e9 parameters with the LM head; this count ties it to the embedding (-131M).
+        let n = llama_7b().weight_count().unwrap();
+        assert_eq!(n, 6_738_415_616 - 32000 * 4096);
+    }
+
+    #[test]
+    fn vocab_2_pow_60_is_refused_by_validate() {
+        let c = ModelConfig::gpt2_like(2, 64, 4, 1 << 60);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("vocab 1152921504606846976"), "{err}");
+        assert!(err.contains("64-bit"), "{err}");
+    }
+
+    #[test]
+    fn max_positions_2_pow_61_is_refused_by_validate() {
+        let mut c = ModelConfig::gpt2_like(2, 64, 4, 0);
+        c.position = Position::Learned {
+            max_positions: 1 << 61,
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("max_positions 2305843009213693952"), "{err}");
+    }
+
+    #[test]
+    fn ff_dim_2_pow_62_is_refused_by_validate() {
+        let mut c = ModelConfig::gpt2_like(2, 64, 4, 0);
+        c.ff_dim = 1 << 62;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("ff_dim 4611686018427387904"), "{err}");
     }
 }

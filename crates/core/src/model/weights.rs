@@ -109,8 +109,16 @@ impl ModelWeights {
     }
 
     /// Weights drawn from `seed`: the same seed gives the same model on every machine.
+    /// The weights' size is checked against the host memory available before any is drawn.
     pub fn random(config: &ModelConfig, seed: u64) -> Result<Self, ModelError> {
         config.validate()?;
+        let count = config.weight_count()?;
+        crate::memory::check_host(
+            &format!("random weights of this config ({count} weights as f32)"),
+            count.checked_mul(4),
+            "use fewer layers, or a smaller d_model, ff_dim or vocab",
+        )
+        .map_err(ModelError::Config)?;
         let c = config;
         let mut r = Draw(ChaCha8Rng::seed_from_u64(seed));
         let d = c.d_model;
@@ -361,5 +369,29 @@ impl ModelWeights {
             Some((tensor, _)) => Err(ModelError::NonFinite(tensor)),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A billion layers of width 64 need about 200 TB: refused with the figure before any
+    /// weight is drawn (it used to abort in the allocator).
+    #[test]
+    fn random_weights_of_layers_1e9_are_refused_before_allocating() {
+        let c = ModelConfig::gpt2_like(1_000_000_000, 64, 4, 0);
+        let err = ModelWeights::random(&c, 0).unwrap_err().to_string();
+        assert!(err.contains("host memory"), "{err}");
+        assert!(err.contains("TiB"), "{err}");
+        assert!(err.contains("fewer layers"), "{err}");
+    }
+
+    #[test]
+    fn random_weights_of_d_model_2_pow_40_are_refused() {
+        let mut c = ModelConfig::gpt2_like(2, 1 << 40, 1 << 34, 0);
+        c.ff_dim = 4;
+        let err = ModelWeights::random(&c, 0).unwrap_err().to_string();
+        assert!(err.contains("d_model 1099511627776"), "{err}");
     }
 }
