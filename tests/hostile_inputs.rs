@@ -188,3 +188,148 @@ fn upload_f16_of_1e5_is_refused_with_its_index() {
         .upload("w", &[65504.0], ceiling_shaders::Precision::F16)
         .is_ok());
 }
+
+// Items 4 and 5: sizes are checked, in 64-bit arithmetic, before anything is allocated.
+
+/// A GPT-2-like model config as JSON with `change` applied.
+fn config_file(dir: &Path, name: &str, change: impl Fn(&mut serde_json::Value)) -> String {
+    let c = ceiling_core::model::ModelConfig::gpt2_like(2, 64, 4, 0);
+    let mut v = serde_json::to_value(c).unwrap();
+    change(&mut v);
+    let path = dir.join(name);
+    std::fs::write(&path, v.to_string()).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn sweep_model(config: &str, out: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "sweep",
+        "--preset",
+        "model",
+        "--config",
+        config,
+        "--lengths",
+        "16",
+        "--samples",
+        "8",
+        "--out",
+        s(out),
+    ];
+    args.extend(extra);
+    ceiling(&args)
+}
+
+#[test]
+fn sweep_config_layers_1e9_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path(), "c.json", |v| v["layers"] = 1_000_000_000.into());
+    let run = sweep_model(&cfg, &dir.path().join("out"), &[]);
+    refused(&run, &["host memory", "TiB", "fewer layers"]);
+}
+
+#[test]
+fn sweep_config_d_model_2_pow_40_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path(), "c.json", |v| {
+        v["d_model"] = (1u64 << 40).into();
+        v["heads"] = (1u64 << 34).into();
+        v["kv_heads"] = (1u64 << 34).into();
+    });
+    let run = sweep_model(&cfg, &dir.path().join("out"), &["--d-model", "32"]);
+    refused(&run, &["1099511627776"]);
+}
+
+#[test]
+fn hidden_config_vocab_2_pow_60_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path(), "c.json", |v| v["vocab"] = (1u64 << 60).into());
+    let out = dir.path().join("h.safetensors");
+    let run = ceiling(&["hidden", "--config", &cfg, "--out", s(&out), "--check"]);
+    refused(&run, &["vocab 1152921504606846976", "64-bit"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn hidden_config_max_positions_2_pow_61_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path(), "c.json", |v| {
+        v["position"] = serde_json::json!({"learned": {"max_positions": 1u64 << 61}})
+    });
+    let out = dir.path().join("h.safetensors");
+    let run = ceiling(&["hidden", "--config", &cfg, "--out", s(&out)]);
+    refused(&run, &["max_positions 2305843009213693952"]);
+}
+
+#[test]
+fn hidden_n_1e9_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path(), "c.json", |v| {
+        v["position"] = serde_json::json!({"rotary": {"base": 10000.0}})
+    });
+    let out = dir.path().join("h.safetensors");
+    let run = ceiling(&[
+        "hidden",
+        "--config",
+        &cfg,
+        "--n",
+        "1000000000",
+        "--out",
+        s(&out),
+    ]);
+    refused(&run, &["--n 1000000000", "memory", "--n"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn hidden_batch_1e12_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path(), "c.json", |_| {});
+    let out = dir.path().join("h.safetensors");
+    let run = ceiling(&[
+        "hidden",
+        "--config",
+        &cfg,
+        "--batch",
+        "1000000000000",
+        "--out",
+        s(&out),
+    ]);
+    refused(&run, &["--batch 1000000000000", "memory"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn sweep_lengths_2_pow_40_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = ceiling(&[
+        "sweep",
+        "--preset",
+        "clt",
+        "--lengths",
+        "16,1099511627776",
+        "--samples",
+        "8",
+        "--out",
+        s(&dir.path().join("out")),
+    ]);
+    refused(&run, &["1099511627776", "memory", "--lengths"]);
+}
+
+#[test]
+fn sweep_bootstrap_1e12_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = ceiling(&[
+        "sweep",
+        "--preset",
+        "clt",
+        "--lengths",
+        "16",
+        "--samples",
+        "8",
+        "--bootstrap",
+        "1000000000000",
+        "--out",
+        s(&dir.path().join("out")),
+    ]);
+    refused(&run, &["--bootstrap 1000000000000", "memory"]);
+}

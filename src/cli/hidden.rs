@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use ceiling_core::memory;
 use ceiling_core::model::{
     load_model, reference, ModelConfig, ModelWeights, ProbeStates, RandomInput,
 };
@@ -111,7 +112,11 @@ pub fn run(args: Args, adapter: &ceiling_host::AdapterRequest) -> anyhow::Result
         (Some(path), _) => {
             let start = std::time::Instant::now();
             let m = load_model(path).with_context(|| format!("loading {}", path.display()))?;
-            eprintln!("loaded {} in {:.2} s", m.source, start.elapsed().as_secs_f64());
+            eprintln!(
+                "loaded {} in {:.2} s",
+                m.source,
+                start.elapsed().as_secs_f64()
+            );
             (m.weights, m.tokenizer, m.source)
         }
         (None, Some(path)) => {
@@ -128,6 +133,7 @@ pub fn run(args: Args, adapter: &ceiling_host::AdapterRequest) -> anyhow::Result
         (None, None) => bail!("give --model PATH or --config FILE"),
     };
     let config = &weights.config;
+    check_sizes(&args, config)?;
     let mut corpus = None;
     let (input, batch, n) = match (&args.tokens, &args.text) {
         (Some(path), _) => {
@@ -229,6 +235,45 @@ pub fn run(args: Args, adapter: &ceiling_host::AdapterRequest) -> anyhow::Result
     write_states(&args.out, &states, meta)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
+}
+
+/// Refuses --batch and --n that the model cannot take or the host cannot hold, in checked
+/// arithmetic, before any input is drawn or read.
+fn check_sizes(args: &Args, config: &ModelConfig) -> anyhow::Result<()> {
+    let (batch, n) = (args.batch, args.n);
+    if batch == 0 || n == 0 {
+        bail!("--batch {batch} and --n {n} must both be at least 1");
+    }
+    if let Some(max) = config.max_len() {
+        if n > max && args.tokens.is_none() {
+            bail!("--n {n} exceeds the model's {max} learned positions: use --n {max} or less");
+        }
+    }
+    let d = config.d_model as u64;
+    let positions = args.positions.as_ref().map_or(n, Vec::len) as u64;
+    let layers = config.layers as u64;
+    // Inputs (ids, or vectors of width d), the states kept at the positions (embeddings,
+    // hidden and attention output per layer, final norm) and their attention statistics.
+    let input = memory::product(&[
+        batch as u64,
+        n as u64,
+        if config.vocab > 0 { 1 } else { d },
+        4,
+    ]);
+    let states = memory::product(&[batch as u64, positions, d, 4, 2 * layers + 2]);
+    let stats = memory::product(&[batch as u64, positions, config.heads as u64, 8, layers]);
+    let total = [input, states, stats]
+        .into_iter()
+        .try_fold(0u64, |acc, b| acc.checked_add(b?));
+    memory::check_host(
+        &format!(
+            "--batch {batch} x --n {n} ({positions} positions kept, d_model {d}, {layers} layers): \
+             the inputs and states"
+        ),
+        total,
+        "use a smaller --batch or --n, or keep fewer --positions",
+    )
+    .map_err(anyhow::Error::msg)
 }
 
 /// Mean over sequences and positions t < n-1 of -log p(ids[t+1]) from final-norm states

@@ -2,7 +2,6 @@
 
 use ceiling_shaders::Precision;
 use half::f16;
-use wgpu::util::DeviceExt;
 
 use crate::error::{HostError, Result};
 use crate::gpu::Gpu;
@@ -18,9 +17,18 @@ const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
-/// Bytes of `len` elements, padded to the 4-byte granularity of bindings and copies.
-fn padded_bytes(len: usize, precision: Precision) -> u64 {
-    ((len * precision.size()).max(4) as u64).next_multiple_of(4)
+/// Bytes of `len` elements, padded to the 4-byte granularity of bindings and copies; None
+/// when that overflows 64 bits.
+fn padded_bytes(len: usize, precision: Precision) -> Option<u64> {
+    (len as u64)
+        .checked_mul(precision.size() as u64)?
+        .max(4)
+        .checked_next_multiple_of(4)
+}
+
+/// The same for data already in memory (its size cannot overflow).
+fn held_bytes(len: usize, precision: Precision) -> u64 {
+    padded_bytes(len, precision).expect("the size of data in memory fits 64 bits")
 }
 
 fn encode(data: &[f32], precision: Precision) -> Vec<u8> {
@@ -31,21 +39,51 @@ fn encode(data: &[f32], precision: Precision) -> Vec<u8> {
             .flat_map(|&v| f16::from_f32(v).to_le_bytes())
             .collect(),
     };
-    bytes.resize(padded_bytes(data.len(), precision) as usize, 0);
+    bytes.resize(held_bytes(data.len(), precision) as usize, 0);
     bytes
 }
 
 impl Gpu {
-    fn check_buffer_size(&self, what: &str, bytes: u64) -> Result<()> {
-        if bytes > self.limits.max_buffer_size {
-            return Err(HostError::Limit {
-                what: format!("{what} ({bytes} bytes)"),
-                need: bytes,
+    fn check_buffer_size(&self, what: &str, bytes: Option<u64>) -> Result<u64> {
+        match bytes {
+            Some(b) if b <= self.limits.max_buffer_size => Ok(b),
+            _ => Err(HostError::Limit {
+                what: format!(
+                    "{what} ({})",
+                    bytes.map_or("more than 2^64 bytes".into(), |b| format!("{b} bytes"))
+                ),
+                need: bytes.unwrap_or(u64::MAX),
                 max: self.limits.max_buffer_size,
                 fix: "use smaller shapes or fewer samples per batch",
-            });
+            }),
         }
-        Ok(())
+    }
+
+    /// A storage buffer of `bytes`, created inside an error scope: when the device cannot
+    /// allocate it, a Result names the tensor and its size (wgpu's `create_buffer_init`
+    /// panics instead). The contents are written with `write_buffer`.
+    fn storage_buffer(&self, what: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let invalid = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(what),
+            size: bytes,
+            usage: USAGE,
+            mapped_at_creation: false,
+        });
+        let errors = [
+            pollster::block_on(invalid.pop()),
+            pollster::block_on(oom.pop()),
+        ];
+        if let Some(e) = errors.into_iter().flatten().next() {
+            return Err(HostError::Gpu(format!(
+                "{what} needs {} of GPU memory, which '{}' could not allocate ({e}): use \
+                 smaller shapes or fewer samples per batch, or an adapter with more memory",
+                ceiling_core::memory::human_bytes(bytes),
+                self.summary.name
+            )));
+        }
+        Ok(buffer)
     }
 
     /// Uploads `data`, converted to `precision`. NaN and infinity are refused, and so are
@@ -72,15 +110,22 @@ impl Gpu {
         precision: Precision,
     ) -> Result<Tensor> {
         self.require_precision(precision)?;
-        let bytes = encode(data, precision);
-        self.check_buffer_size(what, bytes.len() as u64)?;
-        let buffer = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(what),
-                contents: &bytes,
-                usage: USAGE,
-            });
+        let size = self.check_buffer_size(what, padded_bytes(data.len(), precision))?;
+        let buffer = self.storage_buffer(what, size)?;
+        // Encoded and written in slices, so a large upload needs no second full-size copy.
+        let step = 1 << 20;
+        for (i, chunk) in data.chunks(step).enumerate() {
+            let mut bytes = encode(chunk, precision);
+            if (i + 1) * step < data.len() {
+                bytes.truncate(chunk.len() * precision.size());
+            }
+            let offset = (i * step * precision.size()) as u64;
+            self.queue.write_buffer(&buffer, offset, &bytes);
+        }
+        if data.is_empty() {
+            self.queue
+                .write_buffer(&buffer, 0, &encode(data, precision));
+        }
         Ok(Tensor {
             buffer,
             len: data.len(),
@@ -92,14 +137,8 @@ impl Gpu {
     /// fails to write shows up in the comparison.
     pub fn nan_tensor(&self, what: &str, len: usize, precision: Precision) -> Result<Tensor> {
         self.require_precision(precision)?;
-        let bytes = padded_bytes(len, precision);
-        self.check_buffer_size(what, bytes)?;
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(what),
-            size: bytes,
-            usage: USAGE,
-            mapped_at_creation: false,
-        });
+        let bytes = self.check_buffer_size(what, padded_bytes(len, precision))?;
+        let buffer = self.storage_buffer(what, bytes)?;
         // Written in slices of at most 2^16 elements, so a large tensor never needs a large
         // host copy, and a small one encodes no more NaNs than it holds.
         let nan = encode(&vec![f32::NAN; len.clamp(1, 1 << 16)], precision);
@@ -118,7 +157,7 @@ impl Gpu {
 
     /// Reads a tensor back as f32.
     pub fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
-        let bytes = self.read_bytes(&t.buffer, 0, padded_bytes(t.len, t.precision))?;
+        let bytes = self.read_bytes(&t.buffer, 0, held_bytes(t.len, t.precision))?;
         Ok(decode(&bytes, t.len, t.precision))
     }
 }

@@ -3,7 +3,6 @@
 
 use ceiling_core::kernel::ShapeError;
 use ceiling_shaders::{Family, Precision, Variant};
-use wgpu::util::DeviceExt;
 
 use super::{check_tensor, row_grid, words};
 use crate::error::{HostError, Result};
@@ -26,13 +25,17 @@ impl Indices {
         } else {
             data.to_vec()
         };
-        let buffer = gpu
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(what),
-                contents: bytemuck::cast_slice(&padded),
-                usage: wgpu::BufferUsages::STORAGE,
-            });
+        // Created unmapped and written through the queue: a buffer the device cannot
+        // allocate is an error reported with the next results (wgpu's create_buffer_init
+        // panics on it instead).
+        let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(what),
+            size: (padded.len() as u64).saturating_mul(4),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        gpu.queue
+            .write_buffer(&buffer, 0, bytemuck::cast_slice(&padded));
         Indices {
             buffer,
             len: data.len(),

@@ -191,6 +191,20 @@ pub fn bootstrap_degenerate_share(samples: usize) -> f64 {
     (-s).exp() + s * (1.0 - (-1.0f64).exp()) * (1.0 - s).exp()
 }
 
+/// Host bytes of the Poisson bootstrap of `sites` probed sites of width `d`: a weight, a mean
+/// and a sum of squares per replicate (f64).
+pub fn bootstrap_bytes(replicates: usize, d: usize, sites: usize) -> Option<u64> {
+    let per = (d as u64).checked_mul(2)?.checked_add(1)?;
+    ceiling_core::memory::product(&[replicates as u64, per, 8, sites as u64])
+}
+
+/// Host bytes that one sample at context length `n` needs at the least: its inputs
+/// [n, d] and its keys [n, d + 1], as f32.
+pub fn length_bytes(n: usize, d: usize) -> Option<u64> {
+    let per = (d as u64).checked_mul(2)?.checked_add(1)?;
+    ceiling_core::memory::product(&[n as u64, per, 4])
+}
+
 /// Why a sweep was refused before any GPU work.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -262,6 +276,29 @@ impl SweepConfig {
                 self.bootstrap
             ));
         }
+        // Sizes, in checked arithmetic, against the host memory, before anything is drawn.
+        let host = |what: String, bytes: Option<u64>, fix: &str| {
+            ceiling_core::memory::check_host(&what, bytes, fix).map_err(ConfigError)
+        };
+        host(
+            format!(
+                "--bootstrap {}: the replicates of one probed site (replicates x (2 x d_model \
+                 {} + 1) x 8 bytes)",
+                self.bootstrap, self.d_model
+            ),
+            bootstrap_bytes(self.bootstrap, self.d_model, 1),
+            "use fewer replicates (the default is 200)",
+        )?;
+        let longest = self.lengths.iter().copied().max().unwrap_or(1);
+        host(
+            format!(
+                "context length n = {longest} (one sample's inputs and keys, n x (d_model {} + \
+                 1) x 4 bytes, twice)",
+                self.d_model
+            ),
+            length_bytes(longest, self.d_model),
+            "use shorter --lengths (or a smaller --max-n)",
+        )?;
         if self.preset == Preset::Model && self.model.is_none() {
             return bad("the model preset needs a model: --model DIR or --config FILE".into());
         }

@@ -63,6 +63,9 @@ pub fn run_sweep(
     cfg.validate()
         .map_err(|e| HostError::Config(e.to_string()))?;
     let model = load_model(cfg)?;
+    if model.is_none() {
+        check_gpu_lengths(gpu, cfg)?;
+    }
     let header = results::RunHeader {
         tool: TOOL.into(),
         version: VERSION.into(),
@@ -125,6 +128,31 @@ pub fn run_sweep(
         progress.finish_length(&result, false);
     }
     summarise(run_dir, header)
+}
+
+/// Refuses a context length whose keys (one sample: [n, d_model + 1]) would not fit in one
+/// of the adapter's buffers, before anything is drawn for it.
+fn check_gpu_lengths(gpu: &Gpu, cfg: &SweepConfig) -> Result<()> {
+    let es = run::precision_of(cfg).size() as u64;
+    let row = (cfg.d_model as u64 + 1) * es;
+    let max = gpu.max_binding();
+    for &n in &cfg.lengths {
+        let need = (n as u64).checked_mul(row);
+        if need.is_none_or(|b| b > max) {
+            return Err(HostError::Config(format!(
+                "context length n = {n} needs {} for one sample's keys (n x (d_model {} + 1) x \
+                 {es} bytes); this adapter binds at most {} per buffer: use --lengths up to {}",
+                need.map_or(
+                    "more than 2^64 bytes".into(),
+                    ceiling_core::memory::human_bytes
+                ),
+                cfg.d_model,
+                ceiling_core::memory::human_bytes(max),
+                max / row
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What produces the probe states of a sweep.
@@ -194,11 +222,33 @@ pub fn load_model(cfg: &SweepConfig) -> Result<Option<ModelRun>> {
             mc.d_model, cfg.d_model, mc.d_model
         )));
     }
-    let layers = if cfg.layers.is_empty() {
+    let layers: Vec<usize> = if cfg.layers.is_empty() {
         (0..mc.layers).collect()
     } else {
         cfg.layers.clone()
     };
+    // The model's own width and probed sites, against the host memory.
+    let host = |what: String, bytes: Option<u64>, fix: &str| {
+        ceiling_core::memory::check_host(&what, bytes, fix).map_err(bad)
+    };
+    host(
+        format!(
+            "--bootstrap {}: the replicates of {} probed sites of width {}",
+            cfg.bootstrap,
+            2 * layers.len(),
+            mc.d_model
+        ),
+        config::bootstrap_bytes(cfg.bootstrap, mc.d_model, 2 * layers.len()),
+        "use fewer replicates (the default is 200) or fewer --layers",
+    )?;
+    host(
+        format!(
+            "context length n = {longest} with the model's width {}",
+            mc.d_model
+        ),
+        config::length_bytes(longest, mc.d_model.max(mc.ff_dim)),
+        "use shorter --lengths (or a smaller --max-n)",
+    )?;
     let corpus = match &cfg.text {
         None => None,
         Some(spec) => {
