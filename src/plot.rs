@@ -156,14 +156,14 @@ fn draw<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    area.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    area.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut chart = ChartBuilder::on(&area)
         .caption(labels.title, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(80)
         .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     chart
         .configure_mesh()
         .x_desc(labels.x)
@@ -172,7 +172,7 @@ where
         .y_label_formatter(&|v| tick(*v))
         .label_style(("sans-serif", 15))
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let valid: Vec<_> = s.points.iter().filter(|p| drawable(p)).copied().collect();
@@ -181,7 +181,7 @@ where
                 valid.iter().map(|p| (p.0, p.1)),
                 color.stroke_width(2),
             ))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?
+            .map_err(|e| anyhow::anyhow!("{e}"))?
             .label(&s.label)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
@@ -190,19 +190,19 @@ where
             .draw_series(valid.iter().map(|p| {
                 ErrorBar::new_vertical(p.0, p.2.max(y0), p.1, p.3.min(y1), color.filled(), 6)
             }))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         if let Some((slope, intercept)) = s.fit {
             let line = [x0, x1].map(|x| (x, (intercept + slope * x.ln()).exp()));
             chart
                 .draw_series(DashedLineSeries::new(line, 6, 4, color.stroke_width(1)))
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
     }
     if let Some((x_ref, y_ref)) = reference {
         let line = [x0, x1].map(|x| (x, y_ref * x_ref / x));
         chart
             .draw_series(DashedLineSeries::new(line, 3, 3, BLACK.stroke_width(1)))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?
+            .map_err(|e| anyhow::anyhow!("{e}"))?
             .label("1/n reference")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
     }
@@ -213,8 +213,8 @@ where
         .label_font(("sans-serif", 15))
         .position(SeriesLabelPosition::LowerLeft)
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    area.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    area.present().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
 

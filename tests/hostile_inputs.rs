@@ -333,3 +333,131 @@ fn sweep_bootstrap_1e12_is_refused_before_allocating() {
     ]);
     refused(&run, &["--bootstrap 1000000000000", "memory"]);
 }
+
+// Item 8: output handling.
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+fn tmp_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp"))
+        .collect()
+}
+
+#[test]
+fn kernel_output_equal_to_input_is_refused_and_the_input_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.st");
+    write_f32(&input, &[("x", &[2, 2], &[1.0, 2.0, 3.0, 4.0])]);
+    let before = std::fs::read(&input).unwrap();
+    // The same file, also under another spelling of its path.
+    let other = dir.path().join(".").join("in.st");
+    for output in [&input, &other] {
+        let run = ceiling(&[
+            "kernel",
+            "softmax",
+            "--input",
+            s(&input),
+            "--output",
+            s(output),
+        ]);
+        refused(&run, &["--output", "is the --input file"]);
+        assert_eq!(std::fs::read(&input).unwrap(), before, "the input changed");
+    }
+}
+
+/// Runs the binary with writes limited to 8 KiB per file (`ulimit -f`, SIGXFSZ ignored), as
+/// on a disk that fills up during the write.
+#[cfg(target_os = "linux")]
+fn ceiling_on_a_full_disk(args: &[&str]) -> Run {
+    let mut script = String::from("trap '' XFSZ; ulimit -f 16; exec \"$0\" \"$@\"");
+    script.push('\n');
+    let mut all = vec!["-c", &script, env!("CARGO_BIN_EXE_ceiling")];
+    all.extend(args);
+    let mut cmd = Command::new("sh");
+    cmd.args(&all).env("CEILING_AUTOTUNE", "off");
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        cmd.env("WGPU_BACKEND", "vulkan");
+    }
+    let out = cmd.output().unwrap();
+    let run = Run {
+        ok: out.status.success(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    eprintln!(
+        "(full disk) ceiling {}\n{}{}",
+        args.join(" "),
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn kernel_output_on_a_full_disk_leaves_no_tmp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.st"), dir.path().join("out.st"));
+    let x: Vec<f32> = (0..64 * 64).map(|i| (i % 7) as f32).collect();
+    write_f32(&input, &[("x", &[64, 64], &x)]);
+    let run = ceiling_on_a_full_disk(&[
+        "kernel",
+        "softmax",
+        "--input",
+        s(&input),
+        "--output",
+        s(&output),
+    ]);
+    refused(&run, &["out.st"]);
+    assert!(!output.exists());
+    assert_eq!(tmp_files(dir.path()), Vec::<std::path::PathBuf>::new());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn sweep_results_on_a_full_disk_leave_no_tmp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = ceiling_on_a_full_disk(&[
+        "sweep",
+        "--preset",
+        "clt",
+        "--lengths",
+        "16,32",
+        "--samples",
+        "8",
+        "--bootstrap",
+        "2000",
+        "--out",
+        s(&out),
+    ]);
+    refused(&run, &["n-000016.json"]);
+    assert_eq!(tmp_files(dir.path()), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn hidden_out_in_a_missing_folder_is_refused_before_the_forward_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path(), "c.json", |_| {});
+    let out = dir.path().join("no-such-folder").join("h.safetensors");
+    let run = ceiling(&["hidden", "--config", &cfg, "--out", s(&out)]);
+    refused(&run, &["no-such-folder", "does not exist"]);
+    assert!(
+        !run.stderr.contains("layers, d_model"),
+        "the forward pass ran first"
+    );
+}

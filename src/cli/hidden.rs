@@ -103,6 +103,24 @@ fn read_tokens(path: &PathBuf) -> anyhow::Result<(Vec<u32>, usize, usize)> {
 }
 
 pub fn run(args: Args, adapter: &ceiling_host::AdapterRequest) -> anyhow::Result<()> {
+    // The output is checked before any model is loaded or run.
+    super::kernel::check_output_path(&args.out, "--out")?;
+    for (flag, input) in [
+        ("--model", &args.model),
+        ("--config", &args.config),
+        ("--tokens", &args.tokens),
+        ("--text", &args.text),
+    ] {
+        if let Some(path) = input {
+            if super::kernel::same_file(path, &args.out) {
+                bail!(
+                    "--out {} is the {flag} file: writing it would destroy that input; choose \
+                     another --out",
+                    args.out.display()
+                );
+            }
+        }
+    }
     let precision = match args.precision.as_str() {
         "f32" => Precision::F32,
         "f16" => Precision::F16,
@@ -326,8 +344,17 @@ fn write_states(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let data = safetensors::serialize(views, Some(meta))?;
     // Written next to the target and renamed, so a reader never sees half a file.
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, data)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            // A full disk or a failed rename leaves no half-written file behind.
+            let _ = std::fs::remove_file(&tmp);
+            anyhow::anyhow!(
+                "writing {}: {e}; nothing was written (free space, or choose another --out)",
+                path.display()
+            )
+        })
 }

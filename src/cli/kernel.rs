@@ -433,15 +433,14 @@ fn softmax(args: SoftmaxArgs, adapter: &AdapterRequest) -> Result<()> {
 }
 
 impl Io {
-    /// Fails before any GPU work when the output could not be written anyway.
+    /// Fails before any GPU work when the output could not be written anyway, or would
+    /// replace the input.
     fn check_output_dir(&self) -> Result<()> {
-        let dir = match self.output.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        if !dir.is_dir() {
+        check_output_path(&self.output, "--output")?;
+        if same_file(&self.input, &self.output) {
             bail!(
-                "the directory of --output {} does not exist: create it first",
+                "--output {} is the --input file: writing it would destroy the input; choose \
+                 another --output",
                 self.output.display()
             );
         }
@@ -454,6 +453,33 @@ impl Io {
         } else {
             Precision::F32
         }
+    }
+}
+
+/// Refuses an output path whose folder does not exist, or that is a folder.
+pub fn check_output_path(output: &Path, flag: &str) -> Result<()> {
+    let dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "the folder {} of {flag} {} does not exist: create it first",
+            dir.display(),
+            output.display()
+        );
+    }
+    if output.is_dir() {
+        bail!("{flag} {} is a folder: give a file path", output.display());
+    }
+    Ok(())
+}
+
+/// Whether two paths name the same existing file (through links or `.` and `..`).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }
 
@@ -812,9 +838,14 @@ fn write_atomic(
     let mut tmp = output.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, output).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        anyhow::anyhow!("renaming {} to {}: {e}", tmp.display(), output.display())
-    })
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, output))
+        .map_err(|e| {
+            // A full disk or a failed rename leaves no half-written file behind.
+            let _ = std::fs::remove_file(&tmp);
+            anyhow::anyhow!(
+                "writing {}: {e}; nothing was written (free space, or choose another --output)",
+                output.display()
+            )
+        })
 }

@@ -40,8 +40,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> crate::Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
     }
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| io_error(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    written.map_err(|e| {
+        // A full disk or a failed rename leaves nothing half-written behind.
+        let _ = std::fs::remove_file(&tmp);
+        io_error(
+            path,
+            format!("{e}; nothing was written (free space or fix the folder, then rerun: finished points are kept)"),
+        )
+    })
 }
 
 pub fn write_json(path: &Path, value: &impl Serialize) -> crate::Result<()> {
