@@ -24,7 +24,8 @@ var<workgroup> partial: array<f32, WG>;
 
 fn visible(row: u32, col: u32) -> bool {
     let i = row % p.q_len;
-    if p.causal != 0u && col > i + p.cols - p.q_len {
+    // (col > i + cols - q_len, without underflow when q_len > cols: such rows see no key)
+    if p.causal != 0u && col + p.q_len > i + p.cols {
         return false;
     }
     if p.has_key_mask != 0u {

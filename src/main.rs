@@ -48,12 +48,12 @@ fn main() -> std::process::ExitCode {
     }
     let cli = Cli::parse();
     let adapter = ceiling_host::AdapterRequest {
-        name: cli.adapter,
+        name: cli.adapter.clone(),
         autotune: cli.autotune,
         ..Default::default()
     };
     let result = match cli.command {
-        Command::Info(args) => cli::info::run(args),
+        Command::Info(args) => cli::info::run(args, cli.adapter.as_deref()),
         Command::Kernel(cmd) => cli::kernel::run(cmd, &adapter),
         Command::Sweep(args) => cli::sweep::run(args, &adapter),
         Command::Report(args) => cli::report::run(args),

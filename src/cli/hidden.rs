@@ -16,6 +16,7 @@ use ceiling_shaders::Precision;
 use safetensors::{tensor::TensorView, Dtype};
 
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// A GGUF file (llama architecture) or a Hugging Face checkpoint directory
     /// (config.json + model.safetensors; BERT, GPT-2 or Llama).
@@ -33,16 +34,16 @@ pub struct Args {
     #[arg(long)]
     text: Option<PathBuf>,
     /// Seed of random weights and random inputs.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::count::<u64>)]
     seed: u64,
     /// Sequences of random inputs or text windows.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::count::<usize>)]
     batch: usize,
     /// Length of random inputs or text windows (special tokens such as BOS included).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = super::count::<usize>)]
     n: usize,
     /// Positions to keep, comma-separated (default: every position).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = super::count::<usize>)]
     positions: Option<Vec<usize>>,
     /// Storage precision of weights and activations: f32 or f16.
     #[arg(long, default_value = "f32")]

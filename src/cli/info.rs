@@ -7,8 +7,24 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let adapters = ceiling_host::list_adapters();
+/// `adapter`: the global --adapter filter (else WGPU_ADAPTER_NAME), a case-insensitive
+/// part of the name, as every GPU command applies it.
+pub fn run(args: Args, adapter: Option<&str>) -> anyhow::Result<()> {
+    ceiling_host::check_backend_env()?;
+    let filter = adapter
+        .map(str::to_string)
+        .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+        .map(|f| f.to_lowercase());
+    let mut adapters = ceiling_host::list_adapters();
+    if let Some(f) = &filter {
+        adapters.retain(|a| a.name.to_lowercase().contains(f));
+        if adapters.is_empty() {
+            return Err(ceiling_host::HostError::NoAdapter {
+                filter: format!(" whose name contains '{f}'"),
+            }
+            .into());
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&adapters)?);
         return Ok(());

@@ -57,6 +57,7 @@ pub struct Io {
 }
 
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct AttentionArgs {
     #[command(flatten)]
     io: Io,
@@ -84,6 +85,7 @@ enum KernelChoice {
 }
 
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct MatmulArgs {
     #[command(flatten)]
     io: Io,
@@ -114,6 +116,7 @@ impl From<ActivationChoice> for Activation {
 }
 
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct NormArgs {
     #[command(flatten)]
     io: Io,
@@ -122,6 +125,7 @@ pub struct NormArgs {
 }
 
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct SoftmaxArgs {
     #[command(flatten)]
     io: Io,
@@ -602,6 +606,13 @@ impl Input {
         precision: Precision,
     ) -> Result<Input> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        if let Some(name) = duplicate_name(&bytes) {
+            bail!(
+                "{} names tensor `{name}` twice: which one is meant is ambiguous; write each \
+                 tensor once",
+                path.display()
+            );
+        }
         let st = SafeTensors::deserialize(&bytes).with_context(|| {
             format!(
                 "{} is not a valid safetensors file (truncated or corrupt?)",
@@ -657,6 +668,37 @@ impl Input {
     fn take_optional(&mut self, name: &str) -> Result<Option<Loaded>> {
         Ok(self.tensors.remove(name))
     }
+}
+
+/// The first tensor name a safetensors header holds twice (its JSON object would keep only
+/// the last silently). None for a well-formed header, or one too broken to read (the
+/// safetensors reader then names the problem).
+fn duplicate_name(bytes: &[u8]) -> Option<String> {
+    use serde::de::{Deserializer, MapAccess, Visitor};
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a safetensors header")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            let mut twice = None;
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                if !seen.insert(key.clone()) && twice.is_none() {
+                    twice = Some(key);
+                }
+            }
+            Ok(twice)
+        }
+    }
+    let len = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let header = bytes.get(8..8usize.checked_add(usize::try_from(len).ok()?)?)?;
+    serde_json::Deserializer::from_slice(header)
+        .deserialize_map(Keys)
+        .ok()
+        .flatten()
 }
 
 /// Converts one tensor to f32, refusing empty tensors, unsupported dtypes, NaN/Inf, and

@@ -12,6 +12,7 @@ use ceiling_host::{AdapterRequest, Gpu};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// Presets to run, comma-separated: clt, ar1, sharp, sink, heavy, lrd, model.
     #[arg(
@@ -21,19 +22,19 @@ pub struct Args {
     )]
     preset: Vec<String>,
     /// Context lengths, comma-separated (default: doubling from --min-n to --max-n).
-    #[arg(long, value_delimiter = ',', conflicts_with_all = ["min_n", "max_n"])]
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["min_n", "max_n"], value_parser = super::count::<usize>)]
     lengths: Vec<usize>,
     /// Shortest context length of the doubling grid.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = super::count::<usize>)]
     min_n: usize,
     /// Longest context length of the doubling grid.
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 2048, value_parser = super::count::<usize>)]
     max_n: usize,
     /// Independent samples per context length.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = super::count::<usize>)]
     samples: usize,
     /// Width of the inputs and of the attention head.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::count::<usize>)]
     d_model: usize,
     /// Input process, overriding the preset's: gaussian, ar1:RHO, student-t:DF, cauchy,
     /// fgn:HURST, planted:STRENGTH. Only with a single preset.
@@ -43,13 +44,13 @@ pub struct Args {
     #[arg(long)]
     logit_gain: Option<f64>,
     /// Seed of weights and inputs.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::count::<u64>)]
     seed: u64,
     /// Store tensors as f16 (f32 arithmetic).
     #[arg(long)]
     f16: bool,
     /// Bootstrap replicates per length.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = super::count::<usize>)]
     bootstrap: usize,
     /// SNR threshold for the emergence point.
     #[arg(long, default_value_t = 1.0)]
@@ -74,7 +75,7 @@ pub struct Args {
     #[arg(long)]
     unigram: Option<PathBuf>,
     /// Layers probed by the `model` preset, comma-separated (default: all).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = super::count::<usize>)]
     layers: Vec<usize>,
     /// Run part k of N of the grid of lengths (merge the parts with `ceiling report`).
     #[arg(long, default_value = "0/1")]

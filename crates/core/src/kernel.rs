@@ -185,18 +185,14 @@ impl SoftmaxShape {
             ("rows_per_batch", self.rows_per_batch),
         ])?;
         finite("scale", self.scale)?;
-        if self.causal && self.q_len > self.cols {
-            return Err(ShapeError::Invalid(format!(
-                "causal mask with q_len {} > key length {}: the first queries would see no key",
-                self.q_len, self.cols
-            )));
-        }
+        // With causal and q_len > cols the first q_len - cols queries see no key: their rows
+        // are zeros, as in fused attention (one rule for both).
         Ok(())
     }
 
     pub fn visible(&self, row: usize, col: usize, key_mask: Option<&[f64]>) -> bool {
         let i = row % self.q_len;
-        if self.causal && col > i + self.cols - self.q_len {
+        if self.causal && col + self.q_len > i + self.cols {
             return false;
         }
         match key_mask {

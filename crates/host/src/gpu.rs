@@ -82,6 +82,31 @@ fn instance() -> wgpu::Instance {
     wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
 }
 
+/// The backend names WGPU_BACKEND takes (comma-separated), as wgpu reads them.
+const BACKEND_NAMES: [&str; 12] = [
+    "vulkan", "vk", "dx12", "d3d12", "metal", "mtl", "opengl", "gles", "gl", "webgpu", "noop", "",
+];
+
+/// Refuses a WGPU_BACKEND that names no backend: wgpu would skip the unknown names and find
+/// no adapter, which reads as a missing driver.
+pub fn check_backend_env() -> Result<()> {
+    let Ok(value) = std::env::var("WGPU_BACKEND") else {
+        return Ok(());
+    };
+    let lower = value.to_lowercase();
+    if let Some(bad) = lower
+        .split(',')
+        .map(str::trim)
+        .find(|b| !BACKEND_NAMES.contains(b))
+    {
+        return Err(HostError::Config(format!(
+            "WGPU_BACKEND={value}: '{bad}' is not a backend; use vulkan, metal, dx12, gl \
+             (comma-separated), or unset it to try every backend"
+        )));
+    }
+    Ok(())
+}
+
 /// Every adapter wgpu sees (honouring WGPU_BACKEND), described.
 pub fn list_adapters() -> Vec<AdapterSummary> {
     let adapters = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
@@ -131,6 +156,7 @@ const MAX_PENDING_DISPATCHES: usize = 256;
 impl Gpu {
     /// Opens the best adapter that matches the request (a discrete GPU first).
     pub fn new(request: &AdapterRequest) -> Result<Gpu> {
+        check_backend_env()?;
         let filter = request
             .name
             .clone()

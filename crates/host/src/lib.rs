@@ -11,6 +11,6 @@ pub mod timing;
 
 pub use autotune::Autotune;
 pub use error::{HostError, Result};
-pub use gpu::{list_adapters, AdapterRequest, AdapterSummary, Gpu};
+pub use gpu::{check_backend_env, list_adapters, AdapterRequest, AdapterSummary, Gpu};
 pub use tensor::Tensor;
 pub mod model;

@@ -267,8 +267,11 @@ impl SweepConfig {
         if !(0.0..1.0).contains(&self.sink_mass) {
             return bad(format!("sink mass {} must lie in [0, 1)", self.sink_mass));
         }
-        if !self.theta.is_finite() {
-            return bad("theta must be finite".into());
+        if !(self.theta.is_finite() && self.theta > 0.0) {
+            return bad(format!(
+                "--theta {}: the SNR threshold must be finite and > 0 (the default is 1)",
+                self.theta
+            ));
         }
         if self.bootstrap < 20 {
             return bad(format!(
