@@ -610,3 +610,51 @@ fn kernel_attention_causal_n_q_5_above_n_kv_3_is_one_rule_for_both_kernels() {
         );
     }
 }
+
+// Item 10: corrupt results name the file and the remedy.
+
+fn sweep_clt(out: &Path) -> Run {
+    ceiling(&[
+        "sweep",
+        "--preset",
+        "clt",
+        "--lengths",
+        "16,32",
+        "--samples",
+        "8",
+        "--out",
+        s(out),
+    ])
+}
+
+#[test]
+fn sweep_with_a_corrupt_point_file_says_to_delete_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    assert!(sweep_clt(&out).ok);
+    let point = out.join("clt/points/n-000032.json");
+    let text = std::fs::read_to_string(&point).unwrap();
+    std::fs::write(&point, &text[..text.len() / 2]).unwrap();
+    let run = sweep_clt(&out);
+    refused(&run, &["n-000032.json", "delete", "recompute"]);
+    // The remedy works: the point is measured again, the other one resumed.
+    std::fs::remove_file(&point).unwrap();
+    let again = sweep_clt(&out);
+    assert!(again.ok, "{}", again.stderr);
+    assert_eq!(again.stderr.matches("(resumed from disk)").count(), 1);
+}
+
+#[test]
+fn sweep_with_a_truncated_run_json_says_what_to_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    assert!(sweep_clt(&out).ok);
+    let header = out.join("clt/run.json");
+    std::fs::write(&header, "{\"tool\": \"ceil").unwrap();
+    let run = sweep_clt(&out);
+    refused(&run, &["run.json", "delete"]);
+    std::fs::remove_file(&header).unwrap();
+    let again = sweep_clt(&out);
+    assert!(again.ok, "{}", again.stderr);
+    assert_eq!(again.stderr.matches("(resumed from disk)").count(), 2);
+}

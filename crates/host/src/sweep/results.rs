@@ -58,7 +58,35 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> crate::Result<()> {
 
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> crate::Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| io_error(path, e))?;
-    serde_json::from_str(&text).map_err(|e| io_error(path, format!("not a valid result file: {e}")))
+    serde_json::from_str(&text).map_err(|e| {
+        io_error(
+            path,
+            format!("not a valid result file: {e}; {}", remedy(path)),
+        )
+    })
+}
+
+/// What to do about a result file that cannot be read.
+fn remedy(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let run_dir = path.parent().map_or(Path::new("."), |d| d);
+    if name.starts_with("n-") && run_dir.file_name().is_some_and(|d| d == "points") {
+        format!(
+            "delete it to recompute that point (the other points are kept): rm {}",
+            path.display()
+        )
+    } else if name == "run.json" {
+        format!(
+            "delete it and rerun with exactly the options that started this run to keep its \
+             finished points (with other options old points would be mixed in), or delete the \
+             folder {} to start the run over",
+            run_dir.display()
+        )
+    } else {
+        "delete it: the tool writes it again from the points".into()
+    }
 }
 
 pub fn point_path(run_dir: &Path, n: usize) -> PathBuf {
