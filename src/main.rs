@@ -38,6 +38,8 @@ enum Command {
     Loss(cli::loss::Args),
     /// The token ids a model's tokenizer gives a text (one line, space separated).
     Tokenize(cli::tokenize::Args),
+    /// Fit L = E + A/N^alpha + B/D^beta (and with E = 0) to a CSV of training runs.
+    Fit(cli::fit::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -60,6 +62,7 @@ fn main() -> std::process::ExitCode {
         Command::Hidden(args) => cli::hidden::run(args, &adapter),
         Command::Tokenize(args) => cli::tokenize::run(args),
         Command::Loss(args) => cli::loss::run(args, &adapter),
+        Command::Fit(args) => cli::fit::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

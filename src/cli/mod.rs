@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench_report;
+pub mod fit;
 pub mod hidden;
 pub mod info;
 pub mod kernel;
