@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use ceiling_core::curve::{compare_curves, CurveComparison};
 use ceiling_core::model::load_model;
 use ceiling_core::text::TokenizedCorpus;
 use ceiling_host::loss::{self, LossConfig, LossCurve, LossHeader};
@@ -57,7 +58,35 @@ struct Summary<'a> {
     lm_head_plan: Option<String>,
     #[serde(flatten)]
     curve: &'a LossCurve,
+    /// The loss curve in log-spaced bins of positions (x: mean position, y: mean loss), as
+    /// fitted.
+    fit_points: &'a [(f64, f64)],
+    /// L = A t^-alpha and L = E + A t^-alpha over `fit_points`, with intervals from the
+    /// window bootstrap; None when the curve is too short to fit.
+    fits: Option<&'a CurveComparison>,
 }
+
+/// Log-spaced bins of positions: each bin's mean position and mean of `y`, so that every
+/// factor of the context weighs the same in a fit (and 1023 noisy points become ~40).
+fn log_bins(y: &[f64], bins: usize) -> Vec<(f64, f64)> {
+    let len = y.len();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for b in 1..=bins {
+        let end = ((len as f64).powf(b as f64 / bins as f64).round() as usize).clamp(start, len);
+        if end > start {
+            let pos = (start + 1..=end).map(|t| t as f64).sum::<f64>() / (end - start) as f64;
+            let mean = y[start..end].iter().sum::<f64>() / (end - start) as f64;
+            out.push((pos, mean));
+            start = end;
+        }
+    }
+    out
+}
+
+/// Bootstrap replicates used for the fits' intervals (each is one refit of both forms).
+const FIT_REPLICATES: usize = 200;
+const FIT_BINS: usize = 40;
 
 fn sha256_of(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -210,11 +239,26 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
     bar.finish_and_clear();
 
     let scores = loss::load_windows(&args.out, windows, n)?;
-    let (curve, _replicates) = loss::loss_curve(&scores, args.bootstrap, args.seed);
+    let (curve, replicates) = loss::loss_curve(&scores, args.bootstrap, args.seed);
+    let fit_points = log_bins(&curve.nll_mean, FIT_BINS);
+    let fit_replicates: Vec<Vec<(f64, f64)>> = replicates
+        .iter()
+        .take(FIT_REPLICATES)
+        .map(|r| log_bins(r, FIT_BINS))
+        .collect();
+    let fits = match compare_curves(&fit_points, &fit_replicates) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("note: no fit of the loss curve: {e}");
+            None
+        }
+    };
     let summary = Summary {
         header: &header,
         lm_head_plan: plan,
         curve: &curve,
+        fit_points: &fit_points,
+        fits: fits.as_ref(),
     };
     ceiling_host::sweep::results::write_json(&args.out.join("summary.json"), &summary)?;
     write_csv(&args.out.join("loss.csv"), &curve)?;
@@ -241,7 +285,24 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
         );
         t *= 2;
     }
-    crate::plot::after_results("loss", || loss_plot(&args.out, &curve));
+    if let Some(f) = &fits {
+        println!("fits of the curve in {FIT_BINS} log-spaced bins of positions t:");
+        println!("{}", f.report("t"));
+    }
+    // The binned curve with percentile intervals from the same window resamples.
+    let binned: Vec<(f64, f64, f64, f64)> = fit_points
+        .iter()
+        .enumerate()
+        .map(|(i, &(x, y))| {
+            let mut col: Vec<f64> = fit_replicates.iter().map(|r| r[i].1).collect();
+            col.sort_by(f64::total_cmp);
+            let q = |p: f64| col.get((p * (col.len().max(1) - 1) as f64).round() as usize);
+            (x, y, *q(0.025).unwrap_or(&y), *q(0.975).unwrap_or(&y))
+        })
+        .collect();
+    crate::plot::after_results("loss", || {
+        loss_plot(&args.out, &binned, curve.positions.len(), fits.as_ref())
+    });
     eprintln!(
         "results: {} (summary.json, loss.csv, loss.svg/png)",
         args.out.display()
@@ -278,28 +339,49 @@ fn write_csv(path: &Path, c: &LossCurve) -> Result<()> {
     Ok(())
 }
 
-/// Loss against position on log-log axes, at about 60 log-spaced positions.
-fn loss_plot(dir: &Path, c: &LossCurve) -> Result<()> {
-    let len = c.positions.len();
-    let mut picks: Vec<usize> = (0..60)
-        .map(|k| ((len as f64).powf(k as f64 / 59.0).round() as usize).clamp(1, len) - 1)
-        .collect();
-    picks.dedup();
+/// Loss against position on log-log axes: the binned curve that was fitted (95% intervals
+/// from the window resamples) and both fits over positions 1..=`last`.
+fn loss_plot(
+    dir: &Path,
+    binned: &[(f64, f64, f64, f64)],
+    last: usize,
+    fits: Option<&CurveComparison>,
+) -> Result<()> {
     let series = vec![crate::plot::Series {
-        label: "mean next-token loss (95% CI over windows)".into(),
-        points: picks
-            .iter()
-            .map(|&i| {
-                (
-                    c.positions[i] as f64,
-                    c.nll_mean[i],
-                    c.nll_lo[i],
-                    c.nll_hi[i],
-                )
-            })
-            .collect(),
+        label: "mean loss, log-spaced bins of positions (95% CI over windows)".into(),
+        points: binned.to_vec(),
         fit: None,
     }];
+    let mut series = series;
+    if let Some(f) = fits {
+        let last = last as f64;
+        for (label, fit) in [
+            (
+                format!("power law: alpha {:.3}", f.power_law.alpha),
+                &f.power_law,
+            ),
+            (
+                format!(
+                    "E + A t^-alpha: E {:.3}, alpha {:.3}",
+                    f.pedestal.e, f.pedestal.alpha
+                ),
+                &f.pedestal,
+            ),
+        ] {
+            let points = (0..50)
+                .map(|k| {
+                    let t = last.powf(k as f64 / 49.0);
+                    let y = fit.e + fit.a * t.powf(-fit.alpha);
+                    (t, y, y, y)
+                })
+                .collect();
+            series.push(crate::plot::Series {
+                label,
+                points,
+                fit: None,
+            });
+        }
+    }
     crate::plot::loglog(
         &dir.join("loss"),
         &crate::plot::Labels {
