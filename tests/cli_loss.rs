@@ -3,29 +3,8 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
 use common::text::llama_gguf_with_tokenizer;
-
-fn ceiling(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ceiling"));
-    cmd.args(args).env("CEILING_AUTOTUNE", "off");
-    if std::env::var_os("WGPU_BACKEND").is_none() {
-        cmd.env("WGPU_BACKEND", "vulkan");
-    }
-    let out = cmd.output().expect("running the ceiling binary");
-    eprintln!(
-        "ceiling {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{run_ceiling, stderr_of};
 
 #[test]
 fn loss_writes_per_position_curves_and_resumes() {
@@ -55,7 +34,7 @@ fn loss_writes_per_position_curves_and_resumes() {
         "--out",
         o,
     ];
-    let first = ceiling(&args);
+    let first = run_ceiling(&args);
     assert!(first.status.success());
     let read = || -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
@@ -87,7 +66,7 @@ fn loss_writes_per_position_curves_and_resumes() {
 
     // Resuming scores nothing again and gives the same numbers.
     let w0 = std::fs::read_to_string(out.join("windows/w-000000.json")).unwrap();
-    assert!(ceiling(&args).status.success());
+    assert!(run_ceiling(&args).status.success());
     assert_eq!(read()["nll_mean"], s["nll_mean"]);
     assert_eq!(
         std::fs::read_to_string(out.join("windows/w-000000.json")).unwrap(),
@@ -96,16 +75,16 @@ fn loss_writes_per_position_curves_and_resumes() {
     // Another configuration in the same folder is refused.
     let mut other = args;
     other[8] = "7";
-    let o2 = ceiling(&other);
-    assert!(!o2.status.success() && stderr(&o2).contains("another configuration"));
+    let o2 = run_ceiling(&other);
+    assert!(!o2.status.success() && stderr_of(&o2).contains("another configuration"));
     // A damaged window file is named, with the remedy.
     std::fs::write(out.join("windows/w-000003.json"), "{").unwrap();
-    let o3 = ceiling(&args);
+    let o3 = run_ceiling(&args);
     assert!(!o3.status.success());
     assert!(
-        stderr(&o3).contains("w-000003.json") && stderr(&o3).contains("delete"),
+        stderr_of(&o3).contains("w-000003.json") && stderr_of(&o3).contains("delete"),
         "{}",
-        stderr(&o3)
+        stderr_of(&o3)
     );
 }
 
@@ -124,7 +103,7 @@ fn loss_takes_token_windows_and_refuses_bad_ones() {
         let mut args = vec!["loss", "--model", m, "--tokens", tokens.to_str().unwrap()];
         args.extend_from_slice(extra);
         args.extend_from_slice(&["--bootstrap", "20", "--out", out.to_str().unwrap()]);
-        let o = ceiling(&args);
+        let o = run_ceiling(&args);
         (o, out)
     };
     let (o, out) = run("1 2 3 4 5\n5 4 3 2 1\n", &[]);
@@ -136,17 +115,17 @@ fn loss_takes_token_windows_and_refuses_bad_ones() {
 
     let (o, out) = run("1 2 3\n1 2\n", &[]);
     assert!(
-        !o.status.success() && stderr(&o).contains(":2: 2 ids"),
+        !o.status.success() && stderr_of(&o).contains(":2: 2 ids"),
         "{}",
-        stderr(&o)
+        stderr_of(&o)
     );
     assert!(!out.exists(), "nothing is written for bad input");
     let (o, _) = run(&format!("1 {vocab} 3\n"), &[]);
-    assert!(!o.status.success() && stderr(&o).contains("outside the model's vocabulary"));
+    assert!(!o.status.success() && stderr_of(&o).contains("outside the model's vocabulary"));
     let (o, _) = run("1 x 3\n", &[]);
-    assert!(!o.status.success() && stderr(&o).contains("'x' is not a token id"));
+    assert!(!o.status.success() && stderr_of(&o).contains("'x' is not a token id"));
     let (o, _) = run("7\n", &[]);
-    assert!(!o.status.success() && stderr(&o).contains("no next token"));
+    assert!(!o.status.success() && stderr_of(&o).contains("no next token"));
     let (o, _) = run("1 2 3\n", &["--context", "4"]);
-    assert!(!o.status.success() && stderr(&o).contains("--context 4"));
+    assert!(!o.status.success() && stderr_of(&o).contains("--context 4"));
 }

@@ -4,30 +4,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use ceiling_core::model::load_model;
 use common::text::llama_gguf_with_tokenizer;
-
-fn ceiling(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ceiling"));
-    cmd.args(args).env("CEILING_AUTOTUNE", "off");
-    if std::env::var_os("WGPU_BACKEND").is_none() {
-        cmd.env("WGPU_BACKEND", "vulkan");
-    }
-    let out = cmd.output().expect("running the ceiling binary");
-    eprintln!(
-        "ceiling {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{run_ceiling, stderr_of};
 
 /// Three documents of a few hundred tokens, in a folder with a subfolder.
 fn corpus(dir: &Path) -> std::path::PathBuf {
@@ -51,7 +31,7 @@ fn tokenize_prints_the_ids_and_decodes_them_back() {
     let content = "the theme, then 2026 — café\n";
     std::fs::write(&text, content).unwrap();
     let (m, t) = (model.to_str().unwrap(), text.to_str().unwrap());
-    let o = ceiling(&["tokenize", "--model", m, "--text", t]);
+    let o = run_ceiling(&["tokenize", "--model", m, "--text", t]);
     assert!(o.status.success());
     let ids: Vec<u32> = String::from_utf8(o.stdout)
         .unwrap()
@@ -60,12 +40,12 @@ fn tokenize_prints_the_ids_and_decodes_them_back() {
         .collect();
     let tok = load_model(&model).unwrap().tokenizer.unwrap();
     assert_eq!(ids, tok.encode(content).unwrap());
-    let o = ceiling(&["tokenize", "--model", m, "--text", t, "--decode"]);
+    let o = run_ceiling(&["tokenize", "--model", m, "--text", t, "--decode"]);
     assert_eq!(String::from_utf8(o.stdout).unwrap(), content);
 
     std::fs::write(&text, b"caf\xe9").unwrap();
-    let o = ceiling(&["tokenize", "--model", m, "--text", t]);
-    assert!(!o.status.success() && stderr(&o).contains("not valid UTF-8"));
+    let o = run_ceiling(&["tokenize", "--model", m, "--text", t]);
+    assert!(!o.status.success() && stderr_of(&o).contains("not valid UTF-8"));
 }
 
 #[test]
@@ -93,11 +73,11 @@ fn hidden_reads_windows_of_text_and_reports_the_loss() {
     };
     let run = |n: &str| {
         let a = args(n);
-        ceiling(&a.iter().map(String::as_str).collect::<Vec<_>>())
+        run_ceiling(&a.iter().map(String::as_str).collect::<Vec<_>>())
     };
     let o = run("24");
     assert!(o.status.success());
-    let err = stderr(&o);
+    let err = stderr_of(&o);
     assert!(
         err.contains("mean next-token loss over 69 predictions"),
         "{err}"
@@ -117,7 +97,7 @@ fn hidden_reads_windows_of_text_and_reports_the_loss() {
     std::fs::remove_file(&out).unwrap();
     let o = run("5000");
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("no document"), "{}", stderr(&o));
+    assert!(stderr_of(&o).contains("no document"), "{}", stderr_of(&o));
     assert!(!out.exists());
 }
 
@@ -134,7 +114,7 @@ fn sweep_of_a_model_on_text_records_its_corpus_and_refuses_a_changed_one() {
         out.to_str().unwrap(),
     );
     let sweep = || {
-        ceiling(&[
+        run_ceiling(&[
             "sweep",
             "--preset",
             "model",
@@ -169,9 +149,9 @@ fn sweep_of_a_model_on_text_records_its_corpus_and_refuses_a_changed_one() {
     let again = sweep();
     assert!(!again.status.success());
     assert!(
-        stderr(&again).contains("another configuration"),
+        stderr_of(&again).contains("another configuration"),
         "{}",
-        stderr(&again)
+        stderr_of(&again)
     );
 
     // A model without a tokenizer cannot read text.
@@ -184,7 +164,7 @@ fn sweep_of_a_model_on_text_records_its_corpus_and_refuses_a_changed_one() {
     )
     .unwrap();
     let o2 = dir.path().join("out2");
-    let o = ceiling(&[
+    let o = run_ceiling(&[
         "sweep",
         "--preset",
         "model",
@@ -198,5 +178,5 @@ fn sweep_of_a_model_on_text_records_its_corpus_and_refuses_a_changed_one() {
         o2.to_str().unwrap(),
     ]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("tokenizer"), "{}", stderr(&o));
+    assert!(stderr_of(&o).contains("tokenizer"), "{}", stderr_of(&o));
 }

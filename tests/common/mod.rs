@@ -99,3 +99,26 @@ pub fn dtype_bytes(data: &[f32], dtype: safetensors::Dtype) -> Vec<u8> {
         other => panic!("dtype_bytes: {other:?} is not a float type the tests write"),
     }
 }
+
+/// Runs the `ceiling` binary with `args` (autotuning off, lavapipe through Vulkan unless
+/// WGPU_BACKEND says otherwise), echoing what it printed.
+pub fn run_ceiling(args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ceiling"));
+    cmd.args(args).env("CEILING_AUTOTUNE", "off");
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        cmd.env("WGPU_BACKEND", "vulkan");
+    }
+    let out = cmd.output().expect("running the ceiling binary");
+    eprintln!(
+        "ceiling {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// What a run printed to stderr.
+pub fn stderr_of(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
