@@ -4,7 +4,7 @@
 //! again. With these, a non-finite value is written as `null` and `null` is read back as NaN
 //! ("not estimated"); finite values round-trip unchanged.
 //!
-//! ```ignore
+//! ```text
 //! #[serde(with = "ceiling_core::nonfinite")] value: f64,
 //! #[serde(with = "ceiling_core::nonfinite::vec")] values: Vec<f64>,
 //! #[serde(with = "ceiling_core::nonfinite::vec2")] table: Vec<Vec<f64>>,
