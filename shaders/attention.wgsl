@@ -21,9 +21,11 @@ var<workgroup> scores: array<f32, BQ * BK>;
 
 @compute @workgroup_size(BQ * TPR)
 fn attention(
-    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(workgroup_id) wg_in: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
+    // The grid may be split over several dispatches: the offsets of this one.
+    let wg = wg_in + vec3<u32>(p.tile_base, p.head_base, p.batch_base);
     let threads = BQ * TPR;
     let r = li / TPR;
     let lane = li % TPR;

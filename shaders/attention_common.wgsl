@@ -11,6 +11,11 @@ struct Params {
     causal: u32,
     // bit 0: key mask present, bit 1: write stats
     flags: u32,
+    // Offsets of this dispatch in the grid (query tiles, heads, batch), which is split when
+    // a dimension exceeds the adapter's workgroups per dimension.
+    tile_base: u32,
+    head_base: u32,
+    batch_base: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

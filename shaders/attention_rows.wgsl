@@ -93,9 +93,11 @@ fn store4(q_row: u32, d: u32, y: vec4<f32>) {
 
 @compute @workgroup_size(WG)
 fn attention(
-    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(workgroup_id) wg_in: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
+    // The grid may be split over several dispatches: the offsets of this one.
+    let wg = wg_in + vec3<u32>(p.tile_base, p.head_base, p.batch_base);
     let h = wg.y;
     let b = wg.z;
     let first = wg.x * WG * R;

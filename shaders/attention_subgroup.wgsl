@@ -22,11 +22,13 @@ var<workgroup> subgroup_count: u32;
 
 @compute @workgroup_size(WG)
 fn attention(
-    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(workgroup_id) wg_in: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
     @builtin(subgroup_invocation_id) lane: u32,
     @builtin(subgroup_size) sg_size: u32,
 ) {
+    // The grid may be split over several dispatches: the offsets of this one.
+    let wg = wg_in + vec3<u32>(p.tile_base, p.head_base, p.batch_base);
     if li == 0u {
         atomicStore(&subgroup_counter, 0u);
     }

@@ -658,3 +658,47 @@ fn sweep_with_a_truncated_run_json_says_what_to_delete() {
     assert!(again.ok, "{}", again.stderr);
     assert_eq!(again.stderr.matches("(resumed from disk)").count(), 2);
 }
+
+/// Attention over batch x heads beyond the 65535 workgroups one dispatch dimension holds is
+/// split over several dispatches (as softmax splits its rows), not refused. One key per
+/// query: every output row is its value row.
+#[test]
+fn attention_batch_70000_is_split_not_refused() {
+    use ceiling_core::kernel::AttentionShape;
+    use ceiling_host::kernels::{self, AttentionKernel, STATS_PER_ROW};
+    use ceiling_shaders::Precision;
+    let gpu = ceiling_host::Gpu::new(&ceiling_host::AdapterRequest::default())
+        .expect("this test needs a GPU adapter (lavapipe: WGPU_BACKEND=vulkan)");
+    let mut shape = AttentionShape::new(70_000, 1, 1, 4);
+    shape.n_kv = 1;
+    let values: Vec<f32> = (0..shape.kv_len())
+        .map(|i| (i % 1000) as f32 * 1e-3)
+        .collect();
+    let ones = vec![0.5f32; shape.q_len()];
+    let up = |name, x: &[f32]| gpu.upload(name, x, Precision::F32).unwrap();
+    let (q, k, v) = (up("q", &ones), up("k", &ones), up("v", &values));
+    let out = gpu
+        .nan_tensor("out", shape.q_len(), Precision::F32)
+        .unwrap();
+    let stats = gpu
+        .nan_tensor("stats", shape.rows() * STATS_PER_ROW, Precision::F32)
+        .unwrap();
+    kernels::attention(
+        &gpu,
+        &shape,
+        &q,
+        &k,
+        &v,
+        None,
+        &out,
+        Some(&stats),
+        AttentionKernel::Auto,
+    )
+    .expect("attention over 70000 batches");
+    assert_eq!(gpu.download(&out).unwrap(), values);
+    let stats = gpu.download(&stats).unwrap();
+    assert!(
+        stats.chunks(STATS_PER_ROW).all(|s| s[1] == 1.0),
+        "n_eff of one key is 1"
+    );
+}

@@ -153,16 +153,21 @@ fn launch(
     plan: AttentionPlan,
 ) -> Result<()> {
     let precision = out.precision;
-    let params = words(&[
-        shape.heads as u32,
-        shape.kv_heads as u32,
-        shape.n_q as u32,
-        shape.n_kv as u32,
-        shape.head_dim as u32,
-        (shape.scale as f32).to_bits(),
-        shape.causal as u32,
-        key_mask.is_some() as u32 | (stats.is_some() as u32) << 1,
-    ]);
+    let params = |base: [u32; 3]| {
+        words(&[
+            shape.heads as u32,
+            shape.kv_heads as u32,
+            shape.n_q as u32,
+            shape.n_kv as u32,
+            shape.head_dim as u32,
+            (shape.scale as f32).to_bits(),
+            shape.causal as u32,
+            key_mask.is_some() as u32 | (stats.is_some() as u32) << 1,
+            base[0],
+            base[1],
+            base[2],
+        ])
+    };
     let no_mask = gpu.unused_input(Precision::F32)?;
     let no_stats = gpu.unused_output()?;
     let bindings = [
@@ -198,16 +203,27 @@ fn launch(
         )?,
         AttentionKernel::Auto => unreachable!("a plan's kernel is never Auto"),
     };
-    gpu.dispatch(
-        &pipeline,
-        &params,
-        &bindings,
-        [
-            shape.n_q.div_ceil(bq as usize) as u32,
-            shape.heads as u32,
-            shape.batch as u32,
-        ],
-    )
+    // The grid [query tiles, heads, batch], split into dispatches of at most the adapter's
+    // workgroups per dimension each (batch x heads beyond 65535 runs, as softmax does).
+    let grid = [
+        shape.n_q.div_ceil(bq as usize) as u32,
+        shape.heads as u32,
+        shape.batch as u32,
+    ];
+    let max = gpu.limits.max_compute_workgroups_per_dimension.max(1);
+    for z in (0..grid[2]).step_by(max as usize) {
+        for y in (0..grid[1]).step_by(max as usize) {
+            for x in (0..grid[0]).step_by(max as usize) {
+                let part = [
+                    (grid[0] - x).min(max),
+                    (grid[1] - y).min(max),
+                    (grid[2] - z).min(max),
+                ];
+                gpu.dispatch(&pipeline, &params([x, y, z]), &bindings, part)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl AttentionPlan {
