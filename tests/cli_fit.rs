@@ -1,25 +1,15 @@
 //! `ceiling fit` on CSV tables generated from known parameters: fit.json's keys and values,
 //! and bad tables refused with a message naming the problem, writing nothing.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn ceiling(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_ceiling"))
-        .args(args)
-        .output()
-        .expect("running the ceiling binary");
-    eprintln!(
-        "ceiling {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use common::run_ceiling as ceiling;
 
 /// Header and rows of Hoffmann et al.'s L(N, D) with ~1% noise, columns in an odd order with
 /// an extra one that must be ignored.

@@ -201,19 +201,7 @@ pub fn report(fit: &TableComparison) -> String {
             f.aicc.map_or("n/a".into(), num),
         ]);
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(s, &w)| format!("{s:<w$}"))
-            .collect();
-        out += line.join("  ").trim_end();
-        out += "\n";
-    }
+    let mut out = ceiling_core::curve::aligned_table(&rows);
     if fit.bootstrap > 0 {
         out += &format!(
             "[95% bootstrap intervals over {} resamples of the rows]\n",

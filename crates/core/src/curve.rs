@@ -586,6 +586,32 @@ fn sums(model: &Model, data: &Data, theta: &[f64]) -> (f64, f64) {
     (obj, rss)
 }
 
+/// Rows of cells as left-aligned columns two spaces apart, one line each (the fit tables of
+/// `CurveComparison::report` and `ceiling fit`).
+pub fn aligned_table<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let columns = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.as_ref().get(c).map(String::len))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .as_ref()
+            .iter()
+            .zip(&widths)
+            .map(|(s, &w)| format!("{s:<w$}"))
+            .collect();
+        out += line.join("  ").trim_end();
+        out += "\n";
+    }
+    out
+}
+
 /// AICc from the Gaussian likelihood of the log residuals: AIC = m ln(RSS/m) + 2k,
 /// AICc = AIC + 2k(k+1)/(m-k-1). None when m - k - 1 <= 0 or the RSS is 0 (a perfect fit has
 /// no likelihood to compare).
@@ -905,19 +931,7 @@ impl CurveComparison {
                 f.aicc.map_or("n/a".into(), |v| format!("{v:.2}")),
             ]);
         }
-        let widths: Vec<usize> = (0..5)
-            .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-            .collect();
-        let mut out = String::new();
-        for r in &rows {
-            let line: Vec<String> = r
-                .iter()
-                .zip(&widths)
-                .map(|(s, &w)| format!("{s:<w$}"))
-                .collect();
-            out += line.join("  ").trim_end();
-            out += "\n";
-        }
+        let mut out = aligned_table(&rows);
         if !(self.power_law.converged && self.pedestal.converged) {
             out += "(!) did not converge: values are the best reached\n";
         }
