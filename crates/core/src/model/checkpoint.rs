@@ -380,21 +380,12 @@ fn load_llama(json: &Value, t: &Tensors) -> Result<ModelWeights, ModelError> {
         }
     }
     let config = ModelConfig {
-        layers,
-        d_model: d,
-        heads,
-        kv_heads,
         ff_dim: ff,
-        norm: NormKind::RmsNorm,
         norm_eps: key_f64(json, "rms_norm_eps", 1e-6),
-        activation: FfnActivation::SwiGlu,
-        layout: Layout::PreNorm,
         position: Position::Rotary {
             base: key_f64(json, "rope_theta", 10000.0),
         },
-        causal: true,
-        vocab,
-        bias: false,
+        ..ModelConfig::llama_like(layers, d, heads, kv_heads, vocab)
     };
     config.validate()?;
     let hd = config.head_dim();

@@ -1079,19 +1079,10 @@ pub fn load_llama(file: &GgufFile) -> Result<ModelWeights, ModelError> {
         }
     }
     let config = ModelConfig {
-        layers,
-        d_model: d,
-        heads,
-        kv_heads,
         ff_dim: ff,
-        norm: NormKind::RmsNorm,
         norm_eps: eps,
-        activation: FfnActivation::SwiGlu,
-        layout: Layout::PreNorm,
         position: Position::Rotary { base },
-        causal: true,
-        vocab,
-        bias: false,
+        ..ModelConfig::llama_like(layers, d, heads, kv_heads, vocab)
     };
     config.validate()?;
     let hd = config.head_dim();
