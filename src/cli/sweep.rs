@@ -230,11 +230,22 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
 
 /// The fits of every preset and site, one row each.
 pub fn print_table(summaries: &[Summary]) {
+    let rows: Vec<(String, &Summary)> = summaries
+        .iter()
+        .map(|s| (s.config.preset.name().to_string(), s))
+        .collect();
+    print_table_labelled(&rows);
+}
+
+/// The fits of every run and site, one row each, each run named by its label (the preset,
+/// or `ceiling report`'s folder name where one preset has several runs).
+pub fn print_table_labelled(rows: &[(String, &Summary)]) {
+    let w = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0).max(7);
     println!(
-        "{:<7} {:<10} {:>8} {:>18} {:>9} {:>18} {:>11} {:>10}  verdict (expected)",
+        "{:<w$} {:<10} {:>8} {:>18} {:>9} {:>18} {:>11} {:>10}  verdict (expected)",
         "preset", "site", "slope", "95% CI", "vs n_eff", "95% CI", "floor c", "SNR>theta"
     );
-    for s in summaries {
+    for (label, s) in rows {
         for f in &s.fits {
             let (sl, ci) = f.slope_n.as_ref().map_or(("-".into(), "-".into()), |x| {
                 (format!("{:.3}", x.slope), x.ci.to_string())
@@ -254,8 +265,8 @@ pub fn print_table(summaries: &[Summary]) {
                 .as_ref()
                 .map_or("never".into(), |(n, _)| format!("{n:.0}"));
             println!(
-                "{:<7} {:<10} {:>8} {:>18} {:>9} {:>18} {:>11} {:>10}  {} ({})",
-                s.config.preset.name(),
+                "{:<w$} {:<10} {:>8} {:>18} {:>9} {:>18} {:>11} {:>10}  {} ({})",
+                label,
                 f.site,
                 sl,
                 ci,

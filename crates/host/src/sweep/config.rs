@@ -210,7 +210,105 @@ pub fn length_bytes(n: usize, d: usize) -> Option<u64> {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// Fields of a [`SweepConfig`] that no point depends on: `lengths` only says which points
+/// exist (each point is drawn from its own stream of the seed, whatever the other
+/// lengths), and `theta` only moves the SNR threshold of the fits.
+const NOT_IN_POINTS: [&str; 2] = ["lengths", "theta"];
+
+/// The option that sets a field of the configuration, for messages.
+fn flag_of(field: &str) -> &'static str {
+    match field {
+        "preset" => "--preset",
+        "process" => "--process (or the preset's input)",
+        "samples" => "--samples",
+        "d_model" => "--d-model",
+        "logit_gain" => "--logit-gain",
+        "sink_mass" => "the preset's sink",
+        "seed" => "--seed",
+        "precision" => "--f16",
+        "bootstrap" => "--bootstrap",
+        "model" => "--model/--config",
+        "layers" => "--layers",
+        "unigram" => "--unigram",
+        "text" => "--text",
+        _ => "",
+    }
+}
+
+/// A JSON value for a message, cut short when long (a model config, unigram weights).
+fn brief(v: Option<&serde_json::Value>) -> String {
+    let s = v.map_or("(none)".to_string(), |v| v.to_string());
+    if s.chars().count() > 60 {
+        format!("{}...", s.chars().take(57).collect::<String>())
+    } else {
+        s
+    }
+}
+
 impl SweepConfig {
+    /// The configuration without the fields that no point depends on: two runs with the
+    /// same key measure the same points (a point of one may stand in for the other's).
+    pub fn point_key(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            for f in NOT_IN_POINTS {
+                o.remove(f);
+            }
+        }
+        v
+    }
+
+    /// How `other` would measure a point differently from `self`: one line per field,
+    /// `samples 32 -> 64 (--samples)`. Empty when every finished point of `self` is also a
+    /// point of `other` (only the lengths or the SNR threshold differ).
+    pub fn point_differences(&self, other: &SweepConfig) -> Vec<String> {
+        let (a, b) = (self.point_key(), other.point_key());
+        let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+            return vec!["the configuration".into()];
+        };
+        let mut fields: Vec<&String> = a.keys().chain(b.keys()).collect();
+        fields.sort();
+        fields.dedup();
+        fields
+            .into_iter()
+            .filter(|f| a.get(*f) != b.get(*f))
+            .map(|f| {
+                let flag = flag_of(f);
+                let mut line = format!("{f} {} -> {}", brief(a.get(f)), brief(b.get(f)));
+                if !flag.is_empty() {
+                    line.push_str(&format!(" ({flag})"));
+                }
+                if f == "model" {
+                    if let (
+                        Some(ModelSpec::Random { config: x }),
+                        Some(ModelSpec::Random { config: y }),
+                    ) = (&self.model, &other.model)
+                    {
+                        if x.position != y.position {
+                            line.push_str(
+                                "; the default model's learned positions follow the longest \
+                                 length (--max-n), so give --config FILE to extend it",
+                            );
+                        }
+                    }
+                }
+                line
+            })
+            .collect()
+    }
+
+    /// The lengths of `self` followed by those of `other` it lacks, ascending when any is
+    /// added (unchanged otherwise, so a rerun of one command leaves its record as it was).
+    pub fn union_lengths(&self, other: &[usize]) -> Vec<usize> {
+        if other.iter().all(|n| self.lengths.contains(n)) {
+            return self.lengths.clone();
+        }
+        let mut all: Vec<usize> = self.lengths.iter().chain(other).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
     pub fn for_preset(preset: Preset) -> Self {
         Self {
             preset,

@@ -76,19 +76,7 @@ pub fn run_sweep(
             .and_then(|m| m.corpus.as_ref())
             .map(|c| c.info.clone()),
     };
-    let header_path = run_dir.join("run.json");
-    if header_path.exists() {
-        let old: results::RunHeader = results::read_json(&header_path)?;
-        if old.config != *cfg {
-            return Err(HostError::Config(format!(
-                "{} holds a sweep with another configuration; choose another --out directory \
-                 (or remove it) instead of mixing results",
-                run_dir.display()
-            )));
-        }
-    } else {
-        results::write_json(&header_path, &header)?;
-    }
+    let header = start_run(run_dir, header)?;
     let workload = match model {
         None => Workload::Attention(run::AttentionLayer::new(cfg)),
         Some(m) => Workload::Model {
@@ -127,7 +115,66 @@ pub fn run_sweep(
         results::write_json(&results::point_path(run_dir, n), &result)?;
         progress.finish_length(&result, false);
     }
+    let header = record_finished_lengths(run_dir, header)?;
     summarise(run_dir, header)
+}
+
+/// Writes `run.json`, or checks that the folder holds a run whose finished points `header`
+/// would measure the same way, and extends it: the lengths become the union of both (so a
+/// larger --max-n, more --lengths or another --shard adds points), and the SNR threshold is
+/// the new one. A change that would alter a finished point is refused, naming the fields.
+/// Returns the header the summary is built from.
+fn start_run(run_dir: &Path, mut header: results::RunHeader) -> Result<results::RunHeader> {
+    let header_path = run_dir.join("run.json");
+    if !header_path.exists() {
+        results::write_json(&header_path, &header)?;
+        return Ok(header);
+    }
+    let old: results::RunHeader = results::read_json(&header_path)?;
+    let differences = old.config.point_differences(&header.config);
+    if !differences.is_empty() {
+        return Err(HostError::Config(format!(
+            "{} holds a sweep with another configuration, whose finished points this one \
+             would measure differently:\n  {}\nonly --lengths, --min-n/--max-n, --shard and \
+             --theta may change between runs in one folder (they add points or refit them); \
+             choose another --out directory (or remove this one) instead of mixing results",
+            run_dir.display(),
+            differences.join("\n  ")
+        )));
+    }
+    let lengths = old.config.union_lengths(&header.config.lengths);
+    let mut record = old.clone();
+    record.config.lengths = lengths.clone();
+    record.config.theta = header.config.theta;
+    if header.corpus.is_some() {
+        record.corpus = header.corpus.clone();
+    }
+    if record != old {
+        results::write_json(&header_path, &record)?;
+    }
+    header.config.lengths = lengths;
+    Ok(header)
+}
+
+/// The lengths of `run.json` as it is now (another process in the same folder may have
+/// extended it while this one measured), with any finished point it lacks added to it and
+/// to the returned header.
+fn record_finished_lengths(
+    run_dir: &Path,
+    mut header: results::RunHeader,
+) -> Result<results::RunHeader> {
+    let header_path = run_dir.join("run.json");
+    let mut now: results::RunHeader = results::read_json(&header_path)?;
+    let finished: Vec<usize> = results::load_points(run_dir)?.iter().map(|p| p.n).collect();
+    let mut extra = header.config.lengths.clone();
+    extra.extend(finished);
+    let lengths = now.config.union_lengths(&extra);
+    if lengths != now.config.lengths {
+        now.config.lengths = lengths.clone();
+        results::write_json(&header_path, &now)?;
+    }
+    header.config.lengths = lengths;
+    Ok(header)
 }
 
 /// Refuses a context length whose keys (one sample: [n, d_model + 1]) would not fit in one
