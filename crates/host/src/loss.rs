@@ -137,15 +137,35 @@ pub fn load_windows(dir: &Path, windows: usize, n: usize) -> Result<Vec<WindowSc
                 path.display()
             ))
         })?;
-        if s.index != w || s.nll.len() != n - 1 {
-            return Err(HostError::Config(format!(
-                "{} does not hold window {w} of {n} tokens; delete it to score that window again",
+        check_window(&s, w, n).map_err(|why| {
+            HostError::Config(format!(
+                "{} does not hold window {w} of {n} tokens ({why}); delete it to score that \
+                 window again",
                 path.display()
-            )));
-        }
+            ))
+        })?;
         out.push(s);
     }
     Ok(out)
+}
+
+/// Why `s` is not window `w` of `n` tokens: its index, or a score list of another length
+/// than the n - 1 positions it scores.
+pub fn check_window(s: &WindowScores, w: usize, n: usize) -> std::result::Result<(), String> {
+    if s.index != w {
+        return Err(format!("it says window {}", s.index));
+    }
+    let want = n.saturating_sub(1);
+    for (what, len) in [
+        ("nll", s.nll.len()),
+        ("entropy", s.entropy.len()),
+        ("top1", s.top1.len()),
+    ] {
+        if len != want {
+            return Err(format!("{len} {what} values for {want} positions"));
+        }
+    }
+    Ok(())
 }
 
 /// Per-position statistics over windows, positions t = 1..N-1.
@@ -213,4 +233,35 @@ pub fn loss_curve(
         bootstrap,
     };
     (curve, replicates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A window file whose entropy or top-1 list is shorter than its losses (found while
+    /// writing the `results` fuzz target): loss_curve indexed every list by position and
+    /// panicked; now the file is refused with the lengths.
+    #[test]
+    fn window_file_with_short_entropy_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = WindowScores {
+            index: 0,
+            nll: vec![1.0; 7],
+            entropy: vec![1.0; 3],
+            top1: vec![1; 7],
+        };
+        write_json(&window_path(dir.path(), 0), &w).unwrap();
+        let e = load_windows(dir.path(), 1, 8).unwrap_err().to_string();
+        assert!(e.contains("3 entropy values for 7 positions"), "{e}");
+        assert!(e.contains("delete it"), "{e}");
+        w.entropy = vec![1.0; 7];
+        w.top1 = vec![];
+        write_json(&window_path(dir.path(), 0), &w).unwrap();
+        let e = load_windows(dir.path(), 1, 8).unwrap_err().to_string();
+        assert!(e.contains("0 top1 values"), "{e}");
+        w.top1 = vec![1; 7];
+        write_json(&window_path(dir.path(), 0), &w).unwrap();
+        assert_eq!(load_windows(dir.path(), 1, 8).unwrap().len(), 1);
+    }
 }

@@ -19,10 +19,6 @@ pub fn load_checkpoint(dir: &Path) -> Result<ModelWeights, ModelError> {
     };
     let config_path = dir.join("config.json");
     let text = std::fs::read_to_string(&config_path).map_err(|e| io(&config_path, e))?;
-    let json: Value = serde_json::from_str(&text).map_err(|e| ModelError::Io {
-        path: config_path.display().to_string(),
-        message: format!("not valid JSON: {e}"),
-    })?;
     let st_path = dir.join("model.safetensors");
     if !st_path.exists() && dir.join("model.safetensors.index.json").exists() {
         return Err(ModelError::Unsupported(format!(
@@ -31,8 +27,28 @@ pub fn load_checkpoint(dir: &Path) -> Result<ModelWeights, ModelError> {
         )));
     }
     let bytes = std::fs::read(&st_path).map_err(|e| io(&st_path, e))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::Io {
-        path: st_path.display().to_string(),
+    parse_checkpoint(
+        &text,
+        &config_path.display().to_string(),
+        &bytes,
+        &st_path.display().to_string(),
+    )
+}
+
+/// A checkpoint from the text of its config.json and the bytes of its model.safetensors
+/// (named `config_name` and `st_name` in messages).
+pub fn parse_checkpoint(
+    config_text: &str,
+    config_name: &str,
+    safetensors: &[u8],
+    st_name: &str,
+) -> Result<ModelWeights, ModelError> {
+    let json: Value = serde_json::from_str(config_text).map_err(|e| ModelError::Io {
+        path: config_name.to_string(),
+        message: format!("not valid JSON: {e}"),
+    })?;
+    let st = SafeTensors::deserialize(safetensors).map_err(|e| ModelError::Io {
+        path: st_name.to_string(),
         message: format!("not a valid safetensors file: {e}"),
     })?;
     let model_type = json.get("model_type").and_then(Value::as_str).unwrap_or("");
@@ -50,10 +66,9 @@ pub fn load_checkpoint(dir: &Path) -> Result<ModelWeights, ModelError> {
         load_llama(&json, &Tensors::new(&st, &["model.", ""]))?
     } else {
         return Err(ModelError::Unsupported(format!(
-            "unknown architecture (model_type '{model_type}', architectures {archs:?}) in {}: \
-             supported are the BERT family (model_type \"bert\"), GPT-2 (\"gpt2\") and \
-             Llama (\"llama\"; SmolLM2 is one)",
-            config_path.display()
+            "unknown architecture (model_type '{model_type}', architectures {archs:?}) in \
+             {config_name}: supported are the BERT family (model_type \"bert\"), GPT-2 \
+             (\"gpt2\") and Llama (\"llama\"; SmolLM2 is one)"
         )));
     };
     weights.validate()?;

@@ -7,7 +7,7 @@ pub mod gguf;
 pub mod reference;
 mod weights;
 
-pub use checkpoint::load_checkpoint;
+pub use checkpoint::{load_checkpoint, parse_checkpoint};
 pub use config::{FfnActivation, Layout, ModelConfig, NormKind, Position};
 pub use weights::{LayerWeights, Linear, LmHead, ModelWeights, Norm};
 

@@ -71,42 +71,8 @@ pub fn read_corpus(path: &Path) -> Result<(Vec<Document>, CorpusInfo), TextError
         hash.update((raw.len() as u64).to_le_bytes());
         hash.update(&raw);
         bytes += raw.len() as u64;
-        let text = String::from_utf8(raw).map_err(|e| {
-            TextError::Corpus(format!(
-                "{} is not valid UTF-8 (first bad byte at offset {}): convert it, e.g. \
-                 `iconv -f latin1 -t utf-8`, or leave it out",
-                file.display(),
-                e.utf8_error().valid_up_to()
-            ))
-        })?;
         let is_jsonl = file.extension().is_some_and(|x| x == "jsonl");
-        if is_jsonl {
-            for (i, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let origin = format!("{}:{}", file.display(), i + 1);
-                let value: serde_json::Value = serde_json::from_str(line)
-                    .map_err(|e| TextError::Corpus(format!("{origin}: not a JSON object: {e}")))?;
-                let text = value.get("text").and_then(|t| t.as_str()).ok_or_else(|| {
-                    TextError::Corpus(format!(
-                        "{origin}: no string field \"text\" (each line of a .jsonl corpus \
-                         is an object with the document in \"text\")"
-                    ))
-                })?;
-                if !text.trim().is_empty() {
-                    docs.push(Document {
-                        origin,
-                        text: text.to_string(),
-                    });
-                }
-            }
-        } else if !text.trim().is_empty() {
-            docs.push(Document {
-                origin: file.display().to_string(),
-                text,
-            });
-        }
+        docs.extend(documents_of(raw, &file.display().to_string(), is_jsonl)?);
     }
     if docs.is_empty() {
         return Err(TextError::Corpus(format!(
@@ -126,6 +92,47 @@ pub fn read_corpus(path: &Path) -> Result<(Vec<Document>, CorpusInfo), TextError
         tokenizer: String::new(),
     };
     Ok((docs, info))
+}
+
+/// The documents of one file's bytes, named `origin` in messages: the whole text, or with
+/// `jsonl` the `text` field of each line. Empty documents are left out.
+pub fn documents_of(raw: Vec<u8>, origin: &str, jsonl: bool) -> Result<Vec<Document>, TextError> {
+    let text = String::from_utf8(raw).map_err(|e| {
+        TextError::Corpus(format!(
+            "{origin} is not valid UTF-8 (first bad byte at offset {}): convert it, e.g. \
+             `iconv -f latin1 -t utf-8`, or leave it out",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    let mut docs = Vec::new();
+    if jsonl {
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let origin = format!("{origin}:{}", i + 1);
+            let value: serde_json::Value = serde_json::from_str(line)
+                .map_err(|e| TextError::Corpus(format!("{origin}: not a JSON object: {e}")))?;
+            let text = value.get("text").and_then(|t| t.as_str()).ok_or_else(|| {
+                TextError::Corpus(format!(
+                    "{origin}: no string field \"text\" (each line of a .jsonl corpus is an \
+                     object with the document in \"text\")"
+                ))
+            })?;
+            if !text.trim().is_empty() {
+                docs.push(Document {
+                    origin,
+                    text: text.to_string(),
+                });
+            }
+        }
+    } else if !text.trim().is_empty() {
+        docs.push(Document {
+            origin: origin.to_string(),
+            text,
+        });
+    }
+    Ok(docs)
 }
 
 fn collect_text_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), TextError> {

@@ -2,9 +2,11 @@
 
 mod corpus;
 mod tokenizer;
+mod tokens;
 
-pub use corpus::{read_corpus, CorpusInfo, Document, TokenizedCorpus};
+pub use corpus::{documents_of, read_corpus, CorpusInfo, Document, TokenizedCorpus};
 pub use tokenizer::Tokenizer;
+pub use tokens::{parse_token_json, parse_token_lines, TokenWindows};
 
 /// Why a text or tokenizer could not be used; names the file and the fix.
 #[derive(Debug, thiserror::Error)]

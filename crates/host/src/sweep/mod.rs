@@ -90,6 +90,7 @@ pub fn run_sweep(
         },
     };
     let done = results::load_points(run_dir)?;
+    results::check_run_points(run_dir, &header.config, &done)?;
     for (i, &n) in cfg.lengths.iter().enumerate() {
         if i % shard.count != shard.index {
             continue;
@@ -329,6 +330,7 @@ pub fn load_model(cfg: &SweepConfig) -> Result<Option<ModelRun>> {
 /// Fits the finished points of a run directory and writes summary.json and points.csv.
 pub fn summarise(run_dir: &Path, header: results::RunHeader) -> Result<Summary> {
     let points = results::load_points(run_dir)?;
+    results::check_run_points(run_dir, &header.config, &points)?;
     let s = build_summary(header, points);
     results::write_json(&run_dir.join("summary.json"), &s)?;
     results::write_csv(&run_dir.join("points.csv"), &s)?;

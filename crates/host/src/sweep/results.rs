@@ -105,7 +105,26 @@ pub fn load_points(run_dir: &Path) -> crate::Result<Vec<LengthResult>> {
         for entry in std::fs::read_dir(&dir).map_err(|e| io_error(&dir, e))? {
             let path = entry.map_err(|e| io_error(&dir, e))?.path();
             if path.extension().is_some_and(|e| e == "json") {
-                points.push(read_json::<LengthResult>(&path)?);
+                let p = read_json::<LengthResult>(&path)?;
+                let named = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.strip_prefix("n-"))
+                    .and_then(|s| s.parse::<usize>().ok());
+                let problem = if named != Some(p.n) {
+                    Some(format!("it holds n = {} under another name", p.n))
+                } else if p.sites.is_empty() {
+                    Some("it holds no probed site".to_string())
+                } else {
+                    None
+                };
+                if let Some(problem) = problem {
+                    return Err(io_error(
+                        &path,
+                        format!("not a valid point file: {problem}; {}", remedy(&path)),
+                    ));
+                }
+                points.push(p);
             }
         }
     }
@@ -113,8 +132,70 @@ pub fn load_points(run_dir: &Path) -> crate::Result<Vec<LengthResult>> {
     Ok(points)
 }
 
+/// Why `points` cannot all be points of a run of `cfg`: the length and the reason for the
+/// first that cannot (each must have `cfg.samples` samples, `cfg.bootstrap` replicates of
+/// every statistic, and the same sites in the same order as the others).
+pub fn check_points(cfg: &SweepConfig, points: &[LengthResult]) -> Result<(), (usize, String)> {
+    let first = points.first().map(|p| &p.sites);
+    for p in points {
+        let bad = |why: String| Err((p.n, why));
+        if p.n == 0 {
+            return bad("n = 0".into());
+        }
+        if p.sites.is_empty() {
+            return bad("no probed site".into());
+        }
+        if p.samples != cfg.samples {
+            return bad(format!(
+                "{} samples where run.json has {}",
+                p.samples, cfg.samples
+            ));
+        }
+        if let Some(first) = first {
+            let names = |s: &[super::SiteResult]| s.iter().map(|x| x.site.clone()).collect();
+            let (a, b): (Vec<String>, Vec<String>) = (names(first), names(&p.sites));
+            if a != b {
+                return bad(format!("sites {b:?} where the others have {a:?}"));
+            }
+        }
+        for site in &p.sites {
+            for (what, reps) in [("V", &site.variance_boot), ("SNR", &site.snr_boot)] {
+                if reps.len() != cfg.bootstrap {
+                    return bad(format!(
+                        "{} bootstrap replicates of {what} at site {} where run.json has {}",
+                        reps.len(),
+                        site.site,
+                        cfg.bootstrap
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`check_points`] for the points of `run_dir`, naming the file to delete.
+pub fn check_run_points(
+    run_dir: &Path,
+    cfg: &SweepConfig,
+    points: &[LengthResult],
+) -> crate::Result<()> {
+    check_points(cfg, points).map_err(|(n, why)| {
+        let path = point_path(run_dir, n);
+        io_error(
+            &path,
+            format!("not a point of this run ({why}); {}", remedy(&path)),
+        )
+    })
+}
+
 /// The CSV of a summary: one row per (length, site).
 pub fn write_csv(path: &Path, s: &Summary) -> crate::Result<()> {
+    write_atomic(path, csv_text(s).as_bytes())
+}
+
+/// The text of [`write_csv`].
+pub fn csv_text(s: &Summary) -> String {
     let mut out = String::from(
         "preset,site,n,samples,variance,variance_lo,variance_hi,variance_per_dim,snr,snr_per_dim,n_eff,entropy,adapter\n",
     );
@@ -139,7 +220,7 @@ pub fn write_csv(path: &Path, s: &Summary) -> crate::Result<()> {
             ));
         }
     }
-    write_atomic(path, out.as_bytes())
+    out
 }
 
 /// 95% percentile interval of bootstrap replicates. Replicates that could not be estimated
@@ -201,5 +282,75 @@ mod tests {
         assert!(s.variance_boot[1].is_nan() && s.variance_boot[3].is_nan());
         assert!(s.snr_boot[0].is_nan() && p.n_eff_layers[0].is_nan());
         assert!(p.n_eff_heads[0][1].is_nan() && p.entropy_heads[0][0].is_nan());
+    }
+
+    fn point(n: usize, samples: usize, reps: usize, sites: &[&str]) -> LengthResult {
+        LengthResult {
+            n,
+            samples,
+            sites: sites
+                .iter()
+                .map(|s| SiteResult {
+                    site: s.to_string(),
+                    variance: 1.0,
+                    variance_per_dim: 0.1,
+                    variance_boot: vec![1.0; reps],
+                    mean_norm_sq: 0.0,
+                    snr: 0.0,
+                    snr_per_dim: 0.0,
+                    snr_boot: vec![0.0; reps],
+                    fisher_snr: None,
+                    readout_accuracy: None,
+                })
+                .collect(),
+            n_eff_mean: 1.0,
+            n_eff_se: 0.0,
+            entropy_mean: 0.0,
+            n_eff_layers: vec![],
+            n_eff_heads: vec![],
+            entropy_heads: vec![],
+            seconds: 0.0,
+            kernels: Default::default(),
+        }
+    }
+
+    /// Point files that cannot be points of their run (found while writing the `results`
+    /// fuzz target): with no site, the resumed sweep's progress line indexed site 0; with
+    /// fewer bootstrap replicates than run.json, or other sites than the other points, the
+    /// fits index replicate r and site k of every point. Each is refused, naming the file to
+    /// delete.
+    #[test]
+    fn point_files_that_disagree_with_run_json_are_refused() {
+        let mut cfg = SweepConfig::for_preset(super::super::Preset::Clt);
+        cfg.samples = 16;
+        cfg.bootstrap = 20;
+        let good = || vec![point(16, 16, 20, &["attn"]), point(32, 16, 20, &["attn"])];
+        assert!(check_points(&cfg, &good()).is_ok());
+        for (bad, needle) in [
+            (point(32, 16, 3, &["attn"]), "3 bootstrap replicates of V"),
+            (
+                point(32, 8, 20, &["attn"]),
+                "8 samples where run.json has 16",
+            ),
+            (point(32, 16, 20, &["other"]), "sites"),
+            (point(32, 16, 20, &[]), "no probed site"),
+        ] {
+            let mut points = good();
+            points[1] = bad;
+            let dir = tempfile::tempdir().unwrap();
+            let e = check_run_points(dir.path(), &cfg, &points)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle) && e.contains("n-000032.json"), "{e}");
+            assert!(e.contains("delete it to recompute that point"), "{e}");
+        }
+        // A point file named for another length, or with no site, is refused on reading.
+        let dir = tempfile::tempdir().unwrap();
+        write_json(&point_path(dir.path(), 16), &point(32, 16, 20, &["attn"])).unwrap();
+        let e = load_points(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("n = 32 under another name"), "{e}");
+        write_json(&point_path(dir.path(), 16), &point(16, 16, 20, &[])).unwrap();
+        let e = load_points(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("no probed site"), "{e}");
     }
 }
