@@ -213,3 +213,51 @@ fn a_gguf_tokenizer_gives_the_ids_of_the_same_tokenizer_json() {
         vec![id("20"), id("2"), id("6")]
     );
 }
+
+/// A tokenizer.json with one bad byte inside "decoder" (`"use_regex": trqe`, found by the
+/// `tokenizer_json` fuzz target) is an error naming the file; the tokenizers crate's
+/// deserializer used to panic on it (an `expect` on the decoder's parse).
+#[test]
+fn a_tokenizer_json_with_a_bad_literal_in_decoder_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    write_bpe_json(&path, "");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text.find("\"decoder\"").unwrap();
+    let bad = format!(
+        "{}{}",
+        &text[..at],
+        text[at..].replacen("\"use_regex\": true", "\"use_regex\": trqe", 1)
+    );
+    assert_ne!(bad, text);
+    std::fs::write(&path, bad).unwrap();
+    let e = Tokenizer::from_json_file(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("tokenizer.json") && e.contains("not valid JSON"),
+        "{e}"
+    );
+}
+
+/// A tokenizer.json whose post-processor template puts a special token it does not define
+/// (found by the `tokenizer_json` fuzz target) is an error naming the file; the tokenizers
+/// crate indexed its table on the first encoding and panicked.
+#[test]
+fn a_tokenizer_json_whose_template_names_an_undefined_special_token_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    write_bpe_json(&path, "");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let template = r#""post_processor": {"type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                   {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}],
+        "special_tokens": {}}"#;
+    let bad = text.replacen("\"post_processor\": null", template, 1);
+    assert_ne!(bad, text);
+    std::fs::write(&path, bad).unwrap();
+    let e = Tokenizer::from_json_file(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("tokenizer.json") && e.contains("tokenizers crate"),
+        "{e}"
+    );
+}

@@ -13,6 +13,7 @@
 //! | `hf_config` | a checkpoint's `config.json` (beside tensors for all three families) |
 //! | `model_config` | a `ModelConfig` JSON (`--config FILE`): parsed, validated, sized |
 //! | `gguf` | a GGUF file: header, metadata, tensors, the Llama loader and the tokenizer |
+//! | `tokenizer_json` | a checkpoint's `tokenizer.json` (Hugging Face `tokenizers`), then encoding and decoding |
 //! | `tokens` | `--tokens` files: a JSON array of ids (first byte even) or id lines (odd) |
 //! | `corpus` | a `--text` file: plain text (first byte even) or `.jsonl` (odd) |
 //! | `results` | result JSON as resume and report read it: a point file, run.json, a loss run's run.json and window file, summary.json (first byte picks) |
@@ -26,11 +27,12 @@ use ceiling_host::sweep::{self, results, LengthResult};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-pub const TARGETS: [&str; 7] = [
+pub const TARGETS: [&str; 8] = [
     "safetensors",
     "hf_config",
     "model_config",
     "gguf",
+    "tokenizer_json",
     "tokens",
     "corpus",
     "results",
@@ -44,6 +46,7 @@ pub fn run(target: &str, data: &[u8]) {
         "hf_config" => hf_config_target(data),
         "model_config" => model_config_target(data),
         "gguf" => gguf_target(data),
+        "tokenizer_json" => tokenizer_json_target(data),
         "tokens" => tokens_target(data),
         "corpus" => corpus_target(data),
         "results" => results_target(data),
@@ -235,6 +238,58 @@ fn gguf_target(data: &[u8]) {
     }
 }
 
+/// A byte-level BPE tokenizer.json over every byte and a few merges, with one special token.
+fn bpe_json() -> String {
+    let mut tokens: Vec<String> = byte_chars().iter().map(|c| c.to_string()).collect();
+    let merges = [("Ġ", "t"), ("h", "e"), ("Ġt", "he")];
+    for (a, b) in merges {
+        tokens.push(format!("{a}{b}"));
+    }
+    tokens.push("<|endoftext|>".into());
+    let end = tokens.len() - 1;
+    let vocab: serde_json::Map<String, serde_json::Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i.into()))
+        .collect();
+    let merges: Vec<String> = merges.iter().map(|(a, b)| format!("{a} {b}")).collect();
+    serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": [{"id": end, "content": "<|endoftext|>", "single_word": false,
+            "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+            "use_regex": true},
+        "post_processor": {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}},
+                       {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [end],
+                "tokens": ["<|endoftext|>"]}}},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true,
+            "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+            "continuing_subword_prefix": null, "end_of_word_suffix": null,
+            "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": merges}
+    })
+    .to_string()
+}
+
+fn tokenizer_json_target(data: &[u8]) {
+    let Ok(json) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(tok) = text::Tokenizer::from_json(json, "tokenizer.json") {
+        if let Ok(ids) = tok.encode("the theory of the 20 thesis <|endoftext|>") {
+            let _ = tok.decode(&ids);
+        }
+        let _ = tok.encode_plain_batch(&["a", "", "\u{e9}t\u{e9}"]);
+        let _ = tok.decode(&[0, 1, 2, u32::MAX]);
+        let _ = tok.prefix();
+        let _ = tok.vocab_size();
+    }
+}
+
 // ---- token files and corpora ----
 
 fn tokens_target(data: &[u8]) {
@@ -395,6 +450,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             small_gguf(GgmlType::Q8_0, false),
             small_gguf(GgmlType::Q4_1, true),
         ],
+        "tokenizer_json" => vec![bpe_json().into_bytes()],
         "tokens" => vec![
             with(0, b"[1, 2, 3, 4]"),
             with(0, b"[[1, 2], [3, 4], [5, 6]]"),

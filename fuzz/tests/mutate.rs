@@ -59,6 +59,11 @@ fn mutate_gguf() {
 }
 
 #[test]
+fn mutate_tokenizer_json() {
+    fuzz("tokenizer_json");
+}
+
+#[test]
 fn mutate_tokens() {
     fuzz("tokens");
 }

@@ -68,6 +68,14 @@ fn seeds_are_accepted_by_their_readers() {
         let config = std::str::from_utf8(&config).unwrap();
         model::parse_checkpoint(config, "config.json", &s[1..], "seed").unwrap();
     }
+    for s in ceiling_fuzz::seeds("tokenizer_json") {
+        let t = text::Tokenizer::from_json(std::str::from_utf8(&s).unwrap(), "seed").unwrap();
+        assert_eq!(
+            t.prefix().len(),
+            1,
+            "the seed's post-processor puts one token first"
+        );
+    }
     for s in ceiling_fuzz::seeds("model_config") {
         let c: model::ModelConfig = serde_json::from_slice(&s).unwrap();
         c.validate().unwrap();

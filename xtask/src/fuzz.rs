@@ -16,11 +16,12 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 /// The targets of `fuzz/src/lib.rs` (`ceiling_fuzz::TARGETS`).
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 8] = [
     "safetensors",
     "hf_config",
     "model_config",
     "gguf",
+    "tokenizer_json",
     "tokens",
     "corpus",
     "results",

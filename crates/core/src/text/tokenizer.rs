@@ -43,7 +43,45 @@ impl Tokenizer {
     /// (all-MiniLM-L6-v2) turn both on at 128, which would silently cut long texts.
     pub fn from_json_file(path: &Path) -> Result<Self, TextError> {
         let source = path.display().to_string();
-        let mut inner = tokenizers::Tokenizer::from_file(path).map_err(|e| err(&source, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| TextError::Io {
+            path: source.clone(),
+            message: e.to_string(),
+        })?;
+        Self::from_json(&text, &source)
+    }
+
+    /// From the text of a `tokenizer.json`, named `source` in messages.
+    pub fn from_json(text: &str, source: &str) -> Result<Self, TextError> {
+        let source = source.to_string();
+        // The tokenizers crate panics on some malformed files (found by fuzzing): on a syntax
+        // error inside "decoder" (an `expect` in its deserializer), so the syntax is checked
+        // first and the tokenizer built from the parsed value; and on a template that names
+        // a special token it does not define (an index on first use), which the encodings
+        // below reach. Any panic of it while building is an error naming the file.
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| err(&source, format!("not valid JSON: {e}")))?;
+        let build = std::panic::AssertUnwindSafe(|| Self::from_value(value, &source));
+        // The panic is the crate's, not a bug here: no "thread panicked" line for it (and no
+        // aborting hook, e.g. a fuzzer's), only the error below.
+        static HOOK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let guard = HOOK.lock().unwrap_or_else(|e| e.into_inner());
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let built = std::panic::catch_unwind(build);
+        std::panic::set_hook(hook);
+        drop(guard);
+        built.unwrap_or_else(|_| {
+            Err(err(
+                &source,
+                "not a tokenizer.json the tokenizers crate can use (it failed on this file)",
+            ))
+        })
+    }
+
+    fn from_value(value: serde_json::Value, source: &str) -> Result<Self, TextError> {
+        let source = source.to_string();
+        let mut inner: tokenizers::Tokenizer =
+            serde_json::from_value(value).map_err(|e| err(&source, e))?;
         inner
             .with_truncation(None)
             .map_err(|e| err(&source, e))?
