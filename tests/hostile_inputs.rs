@@ -516,6 +516,71 @@ fn wgpu_backend_vulkna_is_named_not_taken_for_a_missing_driver() {
     assert!(!run.stderr.contains("apt-get"), "{}", run.stderr);
 }
 
+/// GL asked for where EGL finds no driver while Vulkan has one: the error names the
+/// backend, what GL needs and the adapters the other backends have, not "install a driver".
+#[cfg(target_os = "linux")]
+#[test]
+fn a_backend_without_an_adapter_is_told_apart_from_no_driver() {
+    // glvnd reads its EGL vendor list from here: with none, wgpu's GL backend finds nothing.
+    let run = ceiling_env(
+        &["info"],
+        &[
+            ("WGPU_BACKEND", "gl"),
+            (
+                "__EGL_VENDOR_LIBRARY_FILENAMES",
+                "/nonexistent/egl_vendor.json",
+            ),
+        ],
+    );
+    refused(
+        &run,
+        &[
+            "WGPU_BACKEND=gl: no GPU adapter on that backend",
+            "libegl1 libegl-mesa0 libgl1-mesa-dri",
+            "other backends have",
+            "(Vulkan)",
+        ],
+    );
+    assert!(
+        !run.stderr.contains("no GPU driver installed"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// No Vulkan driver manifest and no EGL vendor: no backend has an adapter, and the error
+/// says that no driver is installed, with what to install.
+#[cfg(target_os = "linux")]
+#[test]
+fn no_driver_on_any_backend_is_told_apart() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ceiling"))
+        .arg("info")
+        .env_remove("WGPU_BACKEND")
+        .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+        .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+        .env(
+            "__EGL_VENDOR_LIBRARY_FILENAMES",
+            "/nonexistent/egl_vendor.json",
+        )
+        .output()
+        .expect("running the ceiling binary");
+    let run = Run {
+        ok: out.status.success(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    eprintln!("{}{}", run.stdout, run.stderr);
+    refused(
+        &run,
+        &[
+            "no GPU driver installed",
+            "mesa-vulkan-drivers libvulkan1",
+            "libegl1 libegl-mesa0 libgl1-mesa-dri",
+        ],
+    );
+}
+
 #[test]
 fn info_adapter_no_such_gpu_is_refused() {
     let run = ceiling(&["info", "--adapter", "no-such-gpu"]);

@@ -518,10 +518,9 @@ fn a_missing_adapter_is_an_error_that_names_the_fix() {
         msg.contains("whose name contains 'no-such-adapter-anywhere'"),
         "{msg}"
     );
-    assert!(
-        msg.contains("apt-get install -y mesa-vulkan-drivers libvulkan1"),
-        "{msg}"
-    );
+    // Adapters exist, just none of that name: it lists them instead of a driver to install.
+    assert!(msg.contains(gpu().name()), "{msg}");
+    assert!(!msg.contains("apt-get"), "{msg}");
 }
 
 /// Threads sharing one device: each one's results are read only after its own work ran

@@ -19,10 +19,7 @@ pub fn run(args: Args, adapter: Option<&str>) -> anyhow::Result<()> {
     if let Some(f) = &filter {
         adapters.retain(|a| a.name.to_lowercase().contains(f));
         if adapters.is_empty() {
-            return Err(ceiling_host::HostError::NoAdapter {
-                filter: format!(" whose name contains '{f}'"),
-            }
-            .into());
+            return Err(ceiling_host::gpu::no_adapter(Some(f)).into());
         }
     }
     if args.json {
@@ -31,10 +28,7 @@ pub fn run(args: Args, adapter: Option<&str>) -> anyhow::Result<()> {
     }
     if adapters.is_empty() {
         // The same error, with the fix, that every GPU command gives.
-        return Err(ceiling_host::HostError::NoAdapter {
-            filter: String::new(),
-        }
-        .into());
+        return Err(ceiling_host::gpu::no_adapter(None).into());
     }
     for (i, a) in adapters.iter().enumerate() {
         println!("[{i}] {}", a.name);

@@ -3,12 +3,10 @@ use ceiling_core::kernel::ShapeError;
 /// Everything that can go wrong on the GPU side, each with the problem and the fix named.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    #[error(
-        "no GPU adapter found{filter}. Install a Vulkan driver; without a GPU, Mesa's lavapipe \
-         runs everywhere: `sudo apt-get install -y mesa-vulkan-drivers libvulkan1` (Debian/Ubuntu), \
-         then run with WGPU_BACKEND=vulkan. `ceiling info` lists the adapters wgpu sees"
-    )]
-    NoAdapter { filter: String },
+    /// No adapter: no driver at all, none on the backends WGPU_BACKEND names, or none with
+    /// the requested name; the message says which (see [`crate::gpu::no_adapter`]).
+    #[error("{0}")]
+    NoAdapter(String),
     #[error("adapter '{adapter}' does not offer {feature}: {fix}")]
     MissingFeature {
         adapter: String,

@@ -83,8 +83,8 @@ fn instance() -> wgpu::Instance {
 }
 
 /// The backend names WGPU_BACKEND takes (comma-separated), as wgpu reads them.
-const BACKEND_NAMES: [&str; 12] = [
-    "vulkan", "vk", "dx12", "d3d12", "metal", "mtl", "opengl", "gles", "gl", "webgpu", "noop", "",
+const BACKEND_NAMES: [&str; 11] = [
+    "vulkan", "vk", "dx12", "d3d12", "metal", "mtl", "opengl", "gles", "gl", "webgpu", "noop",
 ];
 
 /// Refuses a WGPU_BACKEND that names no backend: wgpu would skip the unknown names and find
@@ -94,14 +94,21 @@ pub fn check_backend_env() -> Result<()> {
         return Ok(());
     };
     let lower = value.to_lowercase();
-    if let Some(bad) = lower
+    let names: Vec<&str> = lower
         .split(',')
         .map(str::trim)
-        .find(|b| !BACKEND_NAMES.contains(b))
-    {
+        .filter(|b| !b.is_empty())
+        .collect();
+    let valid = "use vulkan, metal, dx12, gl (comma-separated; wgpu also takes vk, mtl, \
+                 d3d12, gles, opengl, webgpu and noop), or unset it to try every backend";
+    if let Some(bad) = names.iter().find(|b| !BACKEND_NAMES.contains(b)) {
         return Err(HostError::Config(format!(
-            "WGPU_BACKEND={value}: '{bad}' is not a backend; use vulkan, metal, dx12, gl \
-             (comma-separated), or unset it to try every backend"
+            "WGPU_BACKEND={value}: '{bad}' is not a backend; {valid}"
+        )));
+    }
+    if names.is_empty() {
+        return Err(HostError::Config(format!(
+            "WGPU_BACKEND='{value}' names no backend; {valid}"
         )));
     }
     Ok(())
@@ -114,6 +121,92 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
         .iter()
         .map(|a| AdapterSummary::new(&a.get_info(), a.features(), &a.limits()))
         .collect()
+}
+
+/// What to install (or where to go) for adapters on `backend`.
+fn backend_fix(backend: wgpu::Backend) -> String {
+    let built = wgpu::Instance::enabled_backend_features();
+    match backend {
+        wgpu::Backend::Vulkan if built.contains(wgpu::Backends::VULKAN) => {
+            "Vulkan needs a driver and the loader; without a GPU, Mesa's lavapipe: \
+             `sudo apt-get install -y mesa-vulkan-drivers libvulkan1` (Debian/Ubuntu)"
+                .into()
+        }
+        wgpu::Backend::Gl if built.contains(wgpu::Backends::GL) => {
+            "GL runs through EGL, no display needed; without a GPU, Mesa's llvmpipe: \
+             `sudo apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri` (Debian/Ubuntu)"
+                .into()
+        }
+        wgpu::Backend::Metal => "Metal exists only on macOS and iOS".into(),
+        wgpu::Backend::Dx12 => "DX12 exists only on Windows".into(),
+        wgpu::Backend::BrowserWebGpu => "the webgpu backend exists only in a browser".into(),
+        other => format!("{other:?} is not built into this binary"),
+    }
+}
+
+/// Why no adapter matched, told apart: no driver on any backend; none on the backends
+/// WGPU_BACKEND names (with what the other backends have); or none whose name contains
+/// `filter`. Every GPU command and `ceiling info` give this error.
+pub fn no_adapter(filter: Option<&str>) -> HostError {
+    let env = std::env::var("WGPU_BACKEND").ok();
+    let describe = |a: &wgpu::Adapter| {
+        let i = a.get_info();
+        format!("{} ({:?})", i.name, i.backend)
+    };
+    // What the backends WGPU_BACKEND names offer, and what every backend offers.
+    let chosen = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = wgpu::Backends::all();
+    let everywhere =
+        pollster::block_on(wgpu::Instance::new(desc).enumerate_adapters(wgpu::Backends::all()));
+    let info = "`ceiling info` lists the adapters wgpu sees";
+    if let (Some(f), false) = (filter, chosen.is_empty()) {
+        let seen: Vec<String> = chosen.iter().map(describe).collect();
+        return HostError::NoAdapter(format!(
+            "no GPU adapter whose name contains '{f}'; wgpu sees {}. {info}",
+            seen.join(", ")
+        ));
+    }
+    if let Some(value) = env {
+        let wanted = wgpu::Backends::from_comma_list(&value);
+        let fixes: Vec<String> = [
+            (wgpu::Backends::VULKAN, wgpu::Backend::Vulkan),
+            (wgpu::Backends::GL, wgpu::Backend::Gl),
+            (wgpu::Backends::METAL, wgpu::Backend::Metal),
+            (wgpu::Backends::DX12, wgpu::Backend::Dx12),
+            (wgpu::Backends::BROWSER_WEBGPU, wgpu::Backend::BrowserWebGpu),
+            (wgpu::Backends::NOOP, wgpu::Backend::Noop),
+        ]
+        .into_iter()
+        .filter(|(set, _)| wanted.contains(*set))
+        .map(|(_, b)| backend_fix(b))
+        .collect();
+        let elsewhere = if everywhere.is_empty() {
+            " and none on any other backend either: no GPU driver is installed".to_string()
+        } else {
+            let seen: Vec<String> = everywhere.iter().map(describe).collect();
+            format!(
+                "; other backends have {}: unset WGPU_BACKEND (or name their backend) to use them",
+                seen.join(", ")
+            )
+        };
+        return HostError::NoAdapter(format!(
+            "WGPU_BACKEND={value}: no GPU adapter on {}{elsewhere}. {}. {info}",
+            if fixes.len() == 1 {
+                "that backend"
+            } else {
+                "those backends"
+            },
+            fixes.join("; ")
+        ));
+    }
+    HostError::NoAdapter(format!(
+        "no GPU driver installed: wgpu finds no adapter on any backend. Install a Vulkan \
+         driver; without a GPU, Mesa's lavapipe runs everywhere: `sudo apt-get install -y \
+         mesa-vulkan-drivers libvulkan1` (Debian/Ubuntu), then run with WGPU_BACKEND=vulkan \
+         (or Mesa's llvmpipe through GL: `sudo apt-get install -y libegl1 libegl-mesa0 \
+         libgl1-mesa-dri`, WGPU_BACKEND=gl). {info}"
+    ))
 }
 
 /// Preference among device types: a real GPU first, the CPU (lavapipe) last.
@@ -171,13 +264,7 @@ impl Gpu {
                     .is_none_or(|f| a.get_info().name.to_lowercase().contains(f))
             })
             .min_by_key(|a| rank(a.get_info().device_type))
-            .ok_or_else(|| HostError::NoAdapter {
-                filter: match (&filter, std::env::var("WGPU_BACKEND")) {
-                    (Some(f), _) => format!(" whose name contains '{f}'"),
-                    (None, Ok(b)) => format!(" for WGPU_BACKEND={b}"),
-                    (None, Err(_)) => String::new(),
-                },
-            })?;
+            .ok_or_else(|| no_adapter(filter.as_deref()))?;
         Self::open(adapter, request)
     }
 
