@@ -20,8 +20,8 @@ fn kernels_to_test() -> Vec<AttentionKernel> {
     ];
     if gpu().has_subgroups() {
         k.push(AttentionKernel::Subgroup);
-    } else if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("adapter {} lacks subgroups under CI", gpu().name());
+    } else {
+        missing_feature("subgroup");
     }
     k
 }
@@ -54,6 +54,20 @@ fn case(
 fn check(c: &Case, kinds: &[AttentionKernel], rng: &mut rand_chacha::ChaCha8Rng) -> f64 {
     let gpu = gpu();
     let s = &c.shape;
+    // CEILING_TEST_MAX_HEAD_DIM (set by `cargo xtask test` for its GL run, where Mesa
+    // compiles each rows kernel of a head dim over 64 in about a minute) leaves larger head
+    // dims to the Vulkan run, and says so.
+    if let Some(max) = std::env::var("CEILING_TEST_MAX_HEAD_DIM")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&max| s.head_dim > max)
+    {
+        eprintln!(
+            "SKIPPED here (CEILING_TEST_MAX_HEAD_DIM={max}): head_dim {} of {s:?}",
+            s.head_dim
+        );
+        return 0.0;
+    }
     let q = random(rng, s.q_len());
     let k = random(rng, s.kv_len());
     let v = random(rng, s.kv_len());
@@ -160,6 +174,8 @@ fn fused_attention_matches_reference_across_shapes() {
         case(2, 4, 2, 33, 33, 64, true, false),
         case(1, 3, 1, 17, 65, 40, false, true),
         case(2, 2, 1, 5, 70, 80, true, true),
+        // A fully masked batch (rows with stats -inf, 0, 0) at a head dim the GL run reaches.
+        case(2, 2, 1, 6, 40, 24, true, true),
         case(1, 1, 1, 63, 130, 100, true, false),
         case(1, 2, 2, 20, 40, 128, false, false),
         case(1, 1, 1, 9, 31, 200, true, true),

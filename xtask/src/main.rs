@@ -3,7 +3,8 @@
 //!
 //! Each job first makes sure a Vulkan adapter exists. Without one, on Debian/Ubuntu as root
 //! it installs Mesa's lavapipe (the CPU Vulkan driver) and says so; otherwise it stops with
-//! the command to run.
+//! the command to run. The test job does the same for GL through EGL (Mesa's llvmpipe) and
+//! the shader validators (spirv-tools, glslang-tools).
 
 mod fetch;
 mod fuzz;
@@ -18,7 +19,8 @@ const USAGE: &str =
 
   sweep   the default context-length sweep (release build), results in results/sweep
   test    cargo fmt --check, clippy -D warnings, and the whole test suite on a real adapter
-          (fetches SmolLM2 first, for the real-model test)
+          (fetches SmolLM2 first, for the real-model test), then the kernel suites again on
+          the GL backend (WGPU_BACKEND=gl)
   bench   the criterion benches; writes benches/results/<adapter>-<backend>-<size>.json and
           a roofline report (benches/results/report). --large: shapes for real GPUs;
           --out DIR: where the JSON goes; other arguments go to the bench (a name filter).
@@ -73,10 +75,39 @@ fn run() -> Result<()> {
                 &[],
             )?;
             ensure_adapter()?;
+            ensure_gl_and_validators()?;
             // The real-model test reads SmolLM2 from here; under CI its absence fails it.
             let model = fetch::model(&repo_root()?)?;
             std::env::set_var("CEILING_SMOLLM2", &model);
-            cargo_test(&rest)
+            cargo_test(&["test", "--workspace"], &[], &rest)?;
+            // The kernel suites again on the GL backend (Mesa's llvmpipe through EGL, no
+            // display), where there is no shader-f16 and no subgroups. One test at a time:
+            // wgpu's GL backend shares one context between threads, and a thread that waits
+            // for it over 6 s while another runs a long kernel panics. Fused attention with
+            // head dims over 64 is left to the Vulkan run: Mesa's GLSL compiler takes about
+            // a minute per rows kernel there (their GLSL is validated by the shaders' test).
+            if cfg!(target_os = "linux") {
+                // --workspace: the same feature set as the run above, so nothing rebuilds.
+                cargo_test(
+                    &[
+                        "test",
+                        "--workspace",
+                        "--test",
+                        "kernels",
+                        "--test",
+                        "attention",
+                        "--test",
+                        "lm_head",
+                    ],
+                    &[
+                        ("WGPU_BACKEND", "gl"),
+                        ("RUST_TEST_THREADS", "1"),
+                        ("CEILING_TEST_MAX_HEAD_DIM", "64"),
+                    ],
+                    &[],
+                )?;
+            }
+            Ok(())
         }
         "fetch" => fetch::run(&repo_root()?, &rest),
         "fuzz" => fuzz::run(&repo_root()?, &rest),
@@ -210,19 +241,25 @@ fn cargo(args: &[&str], rest: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Runs the whole test suite, echoing its output, and ends with one line that totals the
-/// results of every test binary (cargo's own last line is that of its last binary).
-fn cargo_test(rest: &[String]) -> Result<()> {
+/// Runs `cargo <args>` (a test command) with `env` set, echoing its output, and ends with
+/// one line that totals the results of every test binary (cargo's own last line is that of
+/// its last binary).
+fn cargo_test(args: &[&str], env: &[(&str, &str)], rest: &[String]) -> Result<()> {
     use std::io::{BufRead, BufReader};
     // The CLI tests run the built-in kernel rules: results do not depend on a tuning cache
     // left by earlier runs (the autotuner has tests of its own, with their own cache).
-    let mut child = cargo_command(&["test", "--workspace"])
-        .env("CEILING_AUTOTUNE", "off")
+    let mut cmd = cargo_command(args);
+    cmd.env("CEILING_AUTOTUNE", "off")
         // The short fuzz run (fuzz/tests/mutate.rs): 8 s per reader, two at a time.
         .env(
             "CEILING_FUZZ_SECONDS",
             std::env::var("CEILING_FUZZ_SECONDS").unwrap_or_else(|_| "8".into()),
-        )
+        );
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let started = std::time::Instant::now();
+    let mut child = cmd
         .args(rest)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -246,12 +283,17 @@ fn cargo_test(rest: &[String]) -> Result<()> {
         }
     }
     let status = child.wait()?;
-    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    let on: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    let what = format!("{}cargo {}", on.concat(), args.join(" "));
+    println!(
+        "tests ({what}): {passed} passed, {failed} failed, {ignored} skipped, {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     if !status.success() {
-        bail!("`cargo test --workspace` failed");
+        bail!("`{what}` failed");
     }
     if passed == 0 {
-        bail!("`cargo test --workspace` ran no test");
+        bail!("`{what}` ran no test");
     }
     Ok(())
 }
@@ -293,6 +335,66 @@ fn ensure_adapter() -> Result<()> {
         bail!("lavapipe was installed but no Vulkan driver manifest appeared");
     }
     Ok(())
+}
+
+/// The test job also needs GL through EGL (Mesa's llvmpipe, for the kernel suites on the GL
+/// backend) and the validators of the cross-backend shader test (`spirv-val`,
+/// `glslangValidator`); installed as lavapipe is (Linux, as root, with apt-get).
+fn ensure_gl_and_validators() -> Result<()> {
+    if !cfg!(target_os = "linux") {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    if !gl_present() {
+        missing.extend(["libegl1", "libegl-mesa0", "libgl1-mesa-dri"]);
+    }
+    for (program, package) in [
+        ("spirv-val", "spirv-tools"),
+        ("glslangValidator", "glslang-tools"),
+    ] {
+        let found = Command::new(program)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            missing.push(package);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let install = format!("apt-get install -y {}", missing.join(" "));
+    eprintln!("xtask: installing what the GL run and the shader validators need: {install}");
+    apt_install(&missing).with_context(|| {
+        format!(
+            "GL through EGL or a shader validator is missing: `sudo apt-get update && sudo \
+             {install}` (Debian/Ubuntu)"
+        )
+    })
+}
+
+/// libEGL, Mesa's EGL vendor and its software driver (llvmpipe) are installed.
+fn gl_present() -> bool {
+    let libs = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+    ];
+    let has = |file: &str| {
+        libs.iter()
+            .any(|d| std::path::Path::new(d).join(file).exists())
+    };
+    let vendor = ["/usr/share/glvnd/egl_vendor.d", "/etc/glvnd/egl_vendor.d"]
+        .iter()
+        .any(|d| {
+            std::fs::read_dir(d)
+                .map(|mut e| e.next().is_some())
+                .unwrap_or(false)
+        });
+    has("libEGL.so.1") && vendor && (has("dri/swrast_dri.so") || has("dri/kms_swrast_dri.so"))
 }
 
 /// Installs Debian packages with apt-get; only as root on a machine that has apt-get.
