@@ -104,7 +104,10 @@ fn write_stats(q_row: u32, r: RowSoftmax) {
         stats[q_row * 3u + 1u] = r.l * r.l / r.q2;
         stats[q_row * 3u + 2u] = log(r.l) - r.tt / r.l;
     } else {
-        stats[q_row * 3u] = bitcast<f32>(0xff800000u);
+        // -inf, made at run time: as a constant expression (bitcast<f32>(0xff800000u))
+        // browsers' WGSL compiler (Tint) refuses it, infinity being unrepresentable there.
+        var neg_inf_bits = 0xff800000u;
+        stats[q_row * 3u] = bitcast<f32>(neg_inf_bits);
         stats[q_row * 3u + 1u] = 0.0;
         stats[q_row * 3u + 2u] = 0.0;
     }
