@@ -80,8 +80,8 @@ fn run() -> Result<()> {
             let model = fetch::model(&repo_root()?)?;
             std::env::set_var("CEILING_SMOLLM2", &model);
             cargo_test(&["test", "--workspace"], &[], &rest)?;
-            // The kernel suites again on the GL backend (Mesa's llvmpipe through EGL, no
-            // display), where there is no shader-f16 and no subgroups. One test at a time:
+            // The kernel suites and the timer again on the GL backend (Mesa's llvmpipe through
+            // EGL, no display), where there is no shader-f16 and no subgroups. One test at a time:
             // wgpu's GL backend shares one context between threads, and a thread that waits
             // for it over 6 s while another runs a long kernel panics. Fused attention with
             // head dims over 64 is left to the Vulkan run: Mesa's GLSL compiler takes about
@@ -98,6 +98,8 @@ fn run() -> Result<()> {
                         "attention",
                         "--test",
                         "lm_head",
+                        "--test",
+                        "timing",
                     ],
                     &[
                         ("WGPU_BACKEND", "gl"),
