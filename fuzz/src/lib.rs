@@ -27,6 +27,8 @@ use ceiling_host::sweep::{self, results, LengthResult};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// The targets. `cargo xtask fuzz` reads this list out of this file (it does not depend on
+/// this crate), so it keeps the form `pub const TARGETS: [&str; N] = [...]`.
 pub const TARGETS: [&str; 8] = [
     "safetensors",
     "hf_config",

@@ -78,16 +78,11 @@ fn mutate_results() {
     fuzz("results");
 }
 
-/// Every target has its test here, and `cargo xtask fuzz` knows it.
+/// Every target has its test here (`cargo xtask fuzz` reads the list from `TARGETS` itself).
 #[test]
-fn every_target_is_mutated_and_fuzzed() {
+fn every_target_is_mutated() {
     let me = include_str!("mutate.rs");
-    let xtask = include_str!("../../xtask/src/fuzz.rs");
     for t in ceiling_fuzz::TARGETS {
         assert!(me.contains(&format!("fn mutate_{t}()")), "{t}");
-        assert!(
-            xtask.contains(&format!("    \"{t}\",")),
-            "xtask fuzz lacks {t}"
-        );
     }
 }

@@ -15,17 +15,37 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-/// The targets of `fuzz/src/lib.rs` (`ceiling_fuzz::TARGETS`).
-const TARGETS: [&str; 8] = [
-    "safetensors",
-    "hf_config",
-    "model_config",
-    "gguf",
-    "tokenizer_json",
-    "tokens",
-    "corpus",
-    "results",
-];
+/// The fuzz crate's source, where the targets are listed (`ceiling_fuzz::TARGETS`): xtask
+/// does not depend on that crate (it would build wgpu), so it reads the list from there.
+const FUZZ_LIB: &str = include_str!("../../fuzz/src/lib.rs");
+
+/// The names in `pub const TARGETS: [&str; N] = [...]` of [`FUZZ_LIB`]. Panics when that
+/// line is not found or does not hold N names (a test checks it).
+fn targets() -> Vec<&'static str> {
+    let decl = "\npub const TARGETS: [&str; ";
+    let at = FUZZ_LIB
+        .find(decl)
+        .expect("fuzz/src/lib.rs declares `pub const TARGETS: [&str; N]`")
+        + decl.len();
+    let rest = &FUZZ_LIB[at..];
+    let (count, rest) = rest
+        .split_once("] = [")
+        .expect("TARGETS is an array literal");
+    let count: usize = count.trim().parse().expect("TARGETS' length");
+    let (list, _) = rest.split_once(']').expect("the end of TARGETS");
+    let names: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .expect("TARGETS holds string literals")
+        })
+        .collect();
+    assert_eq!(names.len(), count, "TARGETS of fuzz/src/lib.rs: {names:?}");
+    names
+}
 
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -93,8 +113,8 @@ fn options(rest: &[String]) -> Result<Options> {
             }
             "--target" => {
                 for t in value("--target")?.split(',') {
-                    if !TARGETS.contains(&t) {
-                        bail!("--target {t}: choose from {}", TARGETS.join(", "));
+                    if !targets().contains(&t) {
+                        bail!("--target {t}: choose from {}", targets().join(", "));
                     }
                     o.targets.push(t.to_string());
                 }
@@ -115,7 +135,7 @@ fn options(rest: &[String]) -> Result<Options> {
     }
     o.minutes = minutes.context("give --minutes N (how long each target runs)")?;
     if o.targets.is_empty() {
-        o.targets = TARGETS.iter().map(|t| t.to_string()).collect();
+        o.targets = targets().iter().map(|t| t.to_string()).collect();
     }
     Ok(o)
 }
@@ -318,4 +338,20 @@ pub fn run(root: &Path, rest: &[String]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The list parses out of fuzz/src/lib.rs, with as many names as its type says.
+    #[test]
+    fn targets_are_read_from_the_fuzz_crate() {
+        let names = super::targets();
+        assert!(names.contains(&"gguf"), "{names:?}");
+        for t in names {
+            assert!(
+                !t.is_empty() && t.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{t:?}"
+            );
+        }
+    }
 }
