@@ -18,9 +18,11 @@
 //! | `corpus` | a `--text` file: plain text (first byte even) or `.jsonl` (odd) |
 //! | `results` | result JSON as resume and report read it: a point file, run.json, a loss run's run.json and window file, summary.json (first byte picks) |
 
+pub mod fixtures;
+
 use std::sync::OnceLock;
 
-use ceiling_core::model::gguf::{self, GgmlType, GgufValue};
+use ceiling_core::model::gguf::{self, GgmlType};
 use ceiling_core::model::{self, ModelConfig, ModelError, ModelWeights};
 use ceiling_core::text;
 use ceiling_host::sweep::{self, results, LengthResult};
@@ -175,54 +177,15 @@ fn model_config_target(data: &[u8]) {
 
 // ---- GGUF ----
 
-/// GPT-2's map from bytes to the printable characters byte-level BPE works on.
-fn byte_chars() -> Vec<char> {
-    let printable: Vec<u32> = (b'!' as u32..=b'~' as u32)
-        .chain(0xA1..=0xAC)
-        .chain(0xAE..=0xFF)
-        .collect();
-    let mut extra = 0;
-    (0..256u32)
-        .map(|b| {
-            if printable.contains(&b) {
-                char::from_u32(b).unwrap()
-            } else {
-                extra += 1;
-                char::from_u32(255 + extra).unwrap()
-            }
-        })
-        .collect()
-}
-
-/// A 1-layer Llama of width 32 as GGUF in `dtype`, with a byte-level BPE tokenizer when
-/// `tokenizer`.
+/// A 1-layer Llama of width 32 as GGUF in `dtype`, with the byte-level BPE tokenizer of
+/// [`fixtures::bpe_vocab`] (adding `Ġthe` as BOS) when `tokenizer`.
 fn small_gguf(dtype: GgmlType, tokenizer: bool) -> Vec<u8> {
-    let mut tokens: Vec<String> = byte_chars().iter().map(|c| c.to_string()).collect();
-    let merges = [("Ġ", "t"), ("h", "e"), ("Ġt", "he")];
-    for (a, b) in merges {
-        tokens.push(format!("{a}{b}"));
-    }
-    tokens.push("<|endoftext|>".into());
-    let mut c = ModelConfig::llama_like(1, 32, 2, 1, tokens.len());
+    let mut c = ModelConfig::llama_like(1, 32, 2, 1, fixtures::bpe_vocab().0.len());
     c.ff_dim = 32;
     let w = ModelWeights::random(&c, 5).expect("weights");
     let mut writer = gguf::llama_writer(&w, dtype).expect("writer");
     if tokenizer {
-        let strings =
-            |v: Vec<String>| GgufValue::Array(v.into_iter().map(GgufValue::String).collect());
-        let types: Vec<GgufValue> = (0..tokens.len())
-            .map(|i| GgufValue::I32(if i == tokens.len() - 1 { 3 } else { 1 }))
-            .collect();
-        let merges: Vec<String> = merges.iter().map(|(a, b)| format!("{a} {b}")).collect();
-        writer
-            .meta("tokenizer.ggml.model", GgufValue::String("gpt2".into()))
-            .and_then(|w| w.meta("tokenizer.ggml.pre", GgufValue::String("smollm".into())))
-            .and_then(|w| w.meta("tokenizer.ggml.tokens", strings(tokens)))
-            .and_then(|w| w.meta("tokenizer.ggml.merges", strings(merges)))
-            .and_then(|w| w.meta("tokenizer.ggml.token_type", GgufValue::Array(types)))
-            .and_then(|w| w.meta("tokenizer.ggml.add_bos_token", GgufValue::Bool(true)))
-            .and_then(|w| w.meta("tokenizer.ggml.bos_token_id", GgufValue::U32(258)))
-            .expect("metadata");
+        fixtures::add_bpe_tokenizer(&mut writer, Some(258)).expect("metadata");
     }
     writer.to_bytes()
 }
@@ -240,40 +203,16 @@ fn gguf_target(data: &[u8]) {
     }
 }
 
-/// A byte-level BPE tokenizer.json over every byte and a few merges, with one special token.
+/// The byte-level BPE tokenizer.json of [`fixtures::bpe_vocab`], which puts its special token
+/// first.
 fn bpe_json() -> String {
-    let mut tokens: Vec<String> = byte_chars().iter().map(|c| c.to_string()).collect();
-    let merges = [("Ġ", "t"), ("h", "e"), ("Ġt", "he")];
-    for (a, b) in merges {
-        tokens.push(format!("{a}{b}"));
-    }
-    tokens.push("<|endoftext|>".into());
-    let end = tokens.len() - 1;
-    let vocab: serde_json::Map<String, serde_json::Value> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), i.into()))
-        .collect();
-    let merges: Vec<String> = merges.iter().map(|(a, b)| format!("{a} {b}")).collect();
-    serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null,
-        "added_tokens": [{"id": end, "content": "<|endoftext|>", "single_word": false,
-            "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
-        "normalizer": null,
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
-            "use_regex": true},
-        "post_processor": {"type": "TemplateProcessing",
-            "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}},
-                       {"Sequence": {"id": "A", "type_id": 0}}],
-            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
-            "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [end],
-                "tokens": ["<|endoftext|>"]}}},
-        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true,
-            "use_regex": true},
-        "model": {"type": "BPE", "dropout": null, "unk_token": null,
-            "continuing_subword_prefix": null, "end_of_word_suffix": null,
-            "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": merges}
-    })
+    let end = fixtures::bpe_vocab().0.len() - 1;
+    fixtures::bpe_tokenizer_json(serde_json::json!({"type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}},
+                   {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [end],
+            "tokens": ["<|endoftext|>"]}}}))
     .to_string()
 }
 

@@ -9,15 +9,7 @@ fn fuzz(target: &str) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2.0);
-    let seed = std::env::var("CEILING_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let seed = ceiling_fuzz::fixtures::seed_from_env("CEILING_FUZZ_SEED");
     // Panics are expected to be caught; keep their messages from flooding the output.
     match ceiling_fuzz::mutate_for(target, seconds, seed) {
         Ok(execs) => {

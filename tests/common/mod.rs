@@ -26,15 +26,7 @@ pub fn gpu() -> &'static Gpu {
 
 /// A fresh seed per run (printed, and fixed by CEILING_TEST_SEED to reproduce a failure).
 pub fn rng(test: &str) -> ChaCha8Rng {
-    let seed = std::env::var("CEILING_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let seed = ceiling_fuzz::fixtures::seed_from_env("CEILING_TEST_SEED");
     eprintln!("{test}: CEILING_TEST_SEED={seed}");
     ChaCha8Rng::seed_from_u64(seed)
 }
