@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ceiling_host::sweep::{self, results, LengthResult, Preset, Shard, SweepConfig};
 use common::*;
@@ -144,6 +144,22 @@ fn cli_sweep(out: &Path, extra: &[&str]) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// Two sweeps, `extra_a` into `dir/a` and `extra_b` into `dir/b`; returns the two folders.
+fn two_sweeps(dir: &Path, extra_a: &[&str], extra_b: &[&str]) -> (PathBuf, PathBuf) {
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    cli_sweep(&a, extra_a);
+    cli_sweep(&b, extra_b);
+    (a, b)
+}
+
+/// `ceiling report RUNS... --out OUT`.
+fn report(runs: &[&Path], out: &Path) -> std::process::Output {
+    let mut args = vec!["report"];
+    args.extend(runs.iter().map(|r| r.to_str().unwrap()));
+    args.extend(["--out", out.to_str().unwrap()]);
+    ceiling(&args)
+}
+
 /// The CLI form of the extension: a larger --max-n in the same --out adds its lengths.
 #[test]
 fn cli_sweep_with_larger_max_n_adds_lengths() {
@@ -180,17 +196,13 @@ fn summaries_under(dir: &Path) -> Vec<(String, serde_json::Value)> {
 #[test]
 fn report_keeps_two_configs_of_one_preset() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    cli_sweep(&a, &["--lengths", "16,32"]);
-    cli_sweep(&b, &["--lengths", "16,32,64", "--samples", "24"]);
+    let (a, b) = two_sweeps(
+        dir.path(),
+        &["--lengths", "16,32"],
+        &["--lengths", "16,32,64", "--samples", "24"],
+    );
     let merged = dir.path().join("merged");
-    let o = ceiling(&[
-        "report",
-        a.to_str().unwrap(),
-        b.to_str().unwrap(),
-        "--out",
-        merged.to_str().unwrap(),
-    ]);
+    let o = report(&[&a, &b], &merged);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let found = summaries_under(&merged);
@@ -223,9 +235,11 @@ fn report_keeps_two_configs_of_one_preset() {
 #[test]
 fn report_warns_on_mixed_tool_versions() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    cli_sweep(&a, &["--lengths", "16,32,64", "--shard", "0/2"]);
-    cli_sweep(&b, &["--lengths", "16,32,64", "--shard", "1/2"]);
+    let (a, b) = two_sweeps(
+        dir.path(),
+        &["--lengths", "16,32,64", "--shard", "0/2"],
+        &["--lengths", "16,32,64", "--shard", "1/2"],
+    );
     let old_run = a.join("clt").join("run.json");
     let mut header: results::RunHeader = results::read_json(&old_run).unwrap();
     let current = header.version.clone();
@@ -233,13 +247,7 @@ fn report_warns_on_mixed_tool_versions() {
     results::write_json(&old_run, &header).unwrap();
 
     let merged = dir.path().join("merged");
-    let o = ceiling(&[
-        "report",
-        a.to_str().unwrap(),
-        b.to_str().unwrap(),
-        "--out",
-        merged.to_str().unwrap(),
-    ]);
+    let o = report(&[&a, &b], &merged);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     assert!(stderr.contains("warning"), "{stderr}");
@@ -263,12 +271,7 @@ fn report_warns_on_mixed_tool_versions() {
     assert!(s["version"].as_str().unwrap().contains("0.0.1"));
 
     // One version only: no warning.
-    let o = ceiling(&[
-        "report",
-        b.to_str().unwrap(),
-        "--out",
-        dir.path().join("single").to_str().unwrap(),
-    ]);
+    let o = report(&[&b], &dir.path().join("single"));
     assert!(o.status.success());
     assert!(!String::from_utf8_lossy(&o.stderr).contains("versions"));
 }
@@ -283,12 +286,7 @@ fn report_into_a_sweep_folder_is_refused() {
     let before = std::fs::read(a.join("clt").join("summary.json")).unwrap();
     // The merged folder of this run would be <out>/clt-<adapter>: make it a sweep folder.
     let probe = dir.path().join("probe");
-    let o = ceiling(&[
-        "report",
-        a.to_str().unwrap(),
-        "--out",
-        probe.to_str().unwrap(),
-    ]);
+    let o = report(&[&a], &probe);
     assert!(o.status.success());
     let label = summaries_under(&probe).remove(0).0;
     let target = dir.path().join("target");
@@ -299,12 +297,7 @@ fn report_into_a_sweep_folder_is_refused() {
     )
     .unwrap();
     std::fs::write(target.join(&label).join("summary.json"), b"theirs").unwrap();
-    let o = ceiling(&[
-        "report",
-        a.to_str().unwrap(),
-        "--out",
-        target.to_str().unwrap(),
-    ]);
+    let o = report(&[&a], &target);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(stderr.contains("run.json"), "{stderr}");
