@@ -36,8 +36,31 @@ pub fn register_font() {
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64, f64, f64)>,
-    /// A dashed straight line in log-log space (slope, intercept of ln y on ln x), if any.
-    pub fit: Option<(f64, f64)>,
+    /// Fitted curves, drawn dashed in the series' colour.
+    pub curves: Vec<Curve>,
+}
+
+/// y = e + a x^-alpha (a straight line in log-log space when e = 0).
+#[derive(Clone, Copy, Debug)]
+pub struct Curve {
+    pub e: f64,
+    pub a: f64,
+    pub alpha: f64,
+}
+
+impl Curve {
+    /// The line ln y = intercept + slope ln x.
+    pub fn line(slope: f64, intercept: f64) -> Self {
+        Self {
+            e: 0.0,
+            a: intercept.exp(),
+            alpha: -slope,
+        }
+    }
+
+    fn at(&self, x: f64) -> f64 {
+        self.e + self.a * x.powf(-self.alpha)
+    }
 }
 
 /// Axis titles of a plot.
@@ -191,10 +214,23 @@ where
                 ErrorBar::new_vertical(p.0, p.2.max(y0), p.1, p.3.min(y1), color.filled(), 6)
             }))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Some((slope, intercept)) = s.fit {
-            let line = [x0, x1].map(|x| (x, (intercept + slope * x.ln()).exp()));
+        // A line needs two points; a curve with a pedestal is drawn through 64, evenly in ln x.
+        for (k, c) in s.curves.iter().enumerate() {
+            let steps = if c.e == 0.0 { 1 } else { 63 };
+            let xs =
+                (0..=steps).map(|j| (x0.ln() + (x1 / x0).ln() * j as f64 / steps as f64).exp());
+            let line: Vec<(f64, f64)> = xs
+                .map(|x| (x, c.at(x)))
+                .filter(|p| p.1 > 0.0 && p.1.is_finite())
+                .collect();
+            let (dash, gap) = if k == 0 { (6, 4) } else { (2, 3) };
             chart
-                .draw_series(DashedLineSeries::new(line, 6, 4, color.stroke_width(1)))
+                .draw_series(DashedLineSeries::new(
+                    line,
+                    dash,
+                    gap,
+                    color.stroke_width(1),
+                ))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
     }
@@ -251,7 +287,17 @@ pub fn variance_plot(dir: &Path, s: &Summary) -> Result<()> {
                     (p.n as f64, site.variance, lo, hi)
                 })
                 .collect(),
-            fit: f.slope_n.as_ref().map(|sl| (sl.slope, sl.intercept)),
+            // The weighted line, and beside it the fit with a pedestal (dotted).
+            curves: f
+                .slope_n
+                .iter()
+                .map(|sl| Curve::line(sl.slope, sl.intercept))
+                .chain(f.curves.iter().map(|c| Curve {
+                    e: c.pedestal.e,
+                    a: c.pedestal.a,
+                    alpha: c.pedestal.alpha,
+                }))
+                .collect(),
         })
         .collect();
     let reference = s.points.first().map(|p| (p.n as f64, p.sites[0].variance));
@@ -288,7 +334,7 @@ fn snr_plots(dir: &Path, s: &Summary) -> Result<()> {
                     (p.n as f64, site.snr, lo, hi)
                 })
                 .collect(),
-            fit: None,
+            curves: Vec::new(),
         })
         .collect();
     loglog(
@@ -316,7 +362,7 @@ fn snr_plots(dir: &Path, s: &Summary) -> Result<()> {
                     Some((f, a, a, a))
                 })
                 .collect(),
-            fit: None,
+            curves: Vec::new(),
         })
         .filter(|x| !x.points.is_empty())
         .collect();
@@ -359,7 +405,7 @@ pub fn controls_plot(path: &Path, summaries: &[Summary]) -> Result<()> {
                         (p.n as f64, p.sites[0].variance / v0, lo / v0, hi / v0)
                     })
                     .collect(),
-                fit: None,
+                curves: Vec::new(),
             }
         })
         .collect();
@@ -392,7 +438,7 @@ mod tests {
         vec![Series {
             label: "s".into(),
             points,
-            fit: Some((-1.0, 0.0)),
+            curves: vec![Curve::line(-1.0, 0.0)],
         }]
     }
 

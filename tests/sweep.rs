@@ -8,6 +8,7 @@ mod common;
 
 use std::path::Path;
 
+use ceiling_core::curve::Choice;
 use ceiling_core::stats::Moments;
 use ceiling_host::sweep::{self, LengthResult, Preset, Shard, Summary, SweepConfig};
 use ceiling_shaders::Precision;
@@ -54,6 +55,21 @@ fn clt_control_gives_slope_minus_one() {
         .points
         .windows(2)
         .all(|w| w[1].n_eff_mean > w[0].n_eff_mean));
+
+    // Without a floor the AICc does not pick the pedestal, and alpha stays near 1.
+    let curves = s.fits[0].curves.clone().expect("both fits of V(n)");
+    eprintln!("clt:\n{}", curves.report("n"));
+    assert_ne!(curves.choice, Choice::WithPedestal, "{}", curves.reason);
+    assert!(
+        (curves.power_law.alpha - 1.0).abs() < 0.1,
+        "{}",
+        curves.power_law.alpha
+    );
+    let text = std::fs::read_to_string(dir.path().join("fits.txt")).unwrap();
+    assert!(
+        text.contains("E + A n^-alpha") && text.contains("AICc choice"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -71,15 +87,30 @@ fn sharp_control_is_flat_and_sink_shows_a_floor() {
     assert!(sharp.slope.abs() < 0.15, "sharp slope {}", sharp.slope);
 
     let sink = run(&config(Preset::Sink), &dir.path().join("sink"));
-    let floor = sink.fits[0].floor.clone().expect("a floor fit");
-    eprintln!("sink: {floor:?}");
-    assert!(floor.prefers_floor, "the floor model should win: {floor:?}");
-    // The sink holds a quarter of the attention: the floor is about 1/16 of tr Cov(v).
+    let curves = sink.fits[0].curves.clone().expect("both fits of V(n)");
+    eprintln!("sink:\n{}", curves.report("n"));
+    assert_eq!(
+        curves.choice,
+        Choice::WithPedestal,
+        "the pedestal should win: {}",
+        curves.reason
+    );
+    assert!(sink.fits[0].verdict.contains("pedestal preferred"));
+    // The sink holds a quarter of the attention: the pedestal is about 1/16 of tr Cov(v),
+    // nearly all of V at the longest length (within noise), and its interval excludes 0.
     let v_long = sink.points.last().unwrap().sites[0].variance;
+    let e = curves.pedestal.e;
     assert!(
-        floor.c > 0.3 * v_long,
-        "floor {} vs V(n_max) {v_long}",
-        floor.c
+        e > 0.3 * v_long && e < 1.2 * v_long,
+        "pedestal {e} vs V(n_max) {v_long}"
+    );
+    let e_ci = curves.pedestal.intervals.as_ref().expect("intervals").e;
+    assert!(e_ci.lo > 0.1 * v_long && e_ci.contains(e), "{e_ci:?}");
+    // Fitted without the pedestal the exponent reads small; the pedestal raises it.
+    assert!(
+        curves.alpha_shift > 0.3,
+        "alpha shift {}",
+        curves.alpha_shift
     );
 }
 

@@ -319,7 +319,7 @@ fn loss_plot(
     let series = vec![crate::plot::Series {
         label: "mean loss, log-spaced bins of positions (95% CI over windows)".into(),
         points: binned.to_vec(),
-        fit: None,
+        curves: Vec::new(),
     }];
     let mut series = series;
     if let Some(f) = fits {
@@ -347,7 +347,7 @@ fn loss_plot(
             series.push(crate::plot::Series {
                 label,
                 points,
-                fit: None,
+                curves: Vec::new(),
             });
         }
     }

@@ -247,7 +247,7 @@ pub fn run(args: Args) -> Result<()> {
             o.insert("runs".into(), runs.into());
         }
         results::write_json(&dir.join("summary.json"), &json)?;
-        results::write_csv(&dir.join("points.csv"), &s)?;
+        results::write_tables(&dir, &s)?;
         crate::plot::after_results(label, || crate::plot::variance_plot(&dir, &s));
         summaries.push(s);
     }

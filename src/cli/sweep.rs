@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use ceiling_core::curve::Choice;
 use ceiling_core::process::Process;
 use ceiling_host::sweep::{
     self, LengthResult, ModelSpec, Preset, Shard, Summary, SweepConfig, TextSpec,
@@ -222,7 +223,7 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
         crate::plot::controls_plot(&args.out.join("controls"), &summaries)
     });
     eprintln!(
-        "results: {} (summary.json, points.csv, variance.svg/png per preset; controls.svg/png)",
+        "results: {} (summary.json, points.csv, fits.txt, variance.svg/png per preset; controls.svg/png)",
         args.out.display()
     );
     Ok(())
@@ -242,8 +243,17 @@ pub fn print_table(summaries: &[Summary]) {
 pub fn print_table_labelled(rows: &[(String, &Summary)]) {
     let w = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0).max(7);
     println!(
-        "{:<w$} {:<10} {:>8} {:>18} {:>9} {:>18} {:>11} {:>10}  verdict (expected)",
-        "preset", "site", "slope", "95% CI", "vs n_eff", "95% CI", "floor c", "SNR>theta"
+        "{:<w$} {:<10} {:>8} {:>18} {:>9} {:>18} {:>9} {:>9} {:>9} {:>10}  verdict (expected)",
+        "preset",
+        "site",
+        "slope",
+        "95% CI",
+        "vs n_eff",
+        "95% CI",
+        "pedestal",
+        "alpha",
+        "AICc",
+        "SNR>theta"
     );
     for (label, s) in rows {
         for f in &s.fits {
@@ -256,23 +266,37 @@ pub fn print_table_labelled(rows: &[(String, &Summary)]) {
                 .map_or(("-".into(), "-".into()), |x| {
                     (format!("{:.3}", x.slope), x.ci.to_string())
                 });
-            let floor = f
-                .floor
-                .as_ref()
-                .map_or("-".into(), |fl| format!("{:.2e}", fl.c));
+            // E and alpha of E + A n^-alpha, and which form the AICc picks.
+            let (pedestal, alpha, choice) =
+                f.curves
+                    .as_ref()
+                    .map_or(("-".into(), "-".into(), "-".into()), |c| {
+                        let choice = match c.choice {
+                            Choice::WithPedestal => "pedestal",
+                            Choice::WithoutPedestal => "power",
+                            Choice::Undecided => "undecided",
+                        };
+                        (
+                            format!("{:.2e}", c.pedestal.e),
+                            format!("{:.3}", c.pedestal.alpha),
+                            choice.to_string(),
+                        )
+                    });
             let thr = f
                 .snr_threshold
                 .as_ref()
                 .map_or("never".into(), |(n, _)| format!("{n:.0}"));
             println!(
-                "{:<w$} {:<10} {:>8} {:>18} {:>9} {:>18} {:>11} {:>10}  {} ({})",
+                "{:<w$} {:<10} {:>8} {:>18} {:>9} {:>18} {:>9} {:>9} {:>9} {:>10}  {} ({})",
                 label,
                 f.site,
                 sl,
                 ci,
                 se,
                 cie,
-                floor,
+                pedestal,
+                alpha,
+                choice,
                 thr,
                 f.verdict,
                 s.config.preset.expectation()

@@ -140,7 +140,7 @@ pub fn planted_direction(d: usize) -> Vec<f64> {
 
 /// In-place radix-2 FFT (forward, e^{-2 pi i jk / M}) with precomputed twiddles.
 #[derive(Clone, Debug)]
-struct Fft {
+pub(crate) struct Fft {
     rev: Vec<usize>,
     cos: Vec<f64>,
     sin: Vec<f64>,
@@ -148,7 +148,7 @@ struct Fft {
 
 impl Fft {
     /// `size` must be a power of two >= 2.
-    fn new(size: usize) -> Self {
+    pub(crate) fn new(size: usize) -> Self {
         let bits = size.trailing_zeros();
         let rev = (0..size)
             .map(|i| i.reverse_bits() >> (usize::BITS - bits))
@@ -161,7 +161,7 @@ impl Fft {
         }
     }
 
-    fn transform(&self, re: &mut [f64], im: &mut [f64]) {
+    pub(crate) fn transform(&self, re: &mut [f64], im: &mut [f64]) {
         let size = self.rev.len();
         for (i, &j) in self.rev.iter().enumerate() {
             if i < j {

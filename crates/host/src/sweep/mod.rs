@@ -327,13 +327,14 @@ pub fn load_model(cfg: &SweepConfig) -> Result<Option<ModelRun>> {
     }))
 }
 
-/// Fits the finished points of a run directory and writes summary.json and points.csv.
+/// Fits the finished points of a run directory and writes summary.json, points.csv and
+/// fits.txt.
 pub fn summarise(run_dir: &Path, header: results::RunHeader) -> Result<Summary> {
     let points = results::load_points(run_dir)?;
     results::check_run_points(run_dir, &header.config, &points)?;
     let s = build_summary(header, points);
     results::write_json(&run_dir.join("summary.json"), &s)?;
-    results::write_csv(&run_dir.join("points.csv"), &s)?;
+    results::write_tables(run_dir, &s)?;
     Ok(s)
 }
 

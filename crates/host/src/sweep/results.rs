@@ -6,6 +6,7 @@
 //! DIR/<preset>/points/n-00016.json one finished context length each
 //! DIR/<preset>/summary.json       points and fits, rewritten at the end
 //! DIR/<preset>/points.csv
+//! DIR/<preset>/fits.txt           V(n) with and without a pedestal, per site
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -189,9 +190,31 @@ pub fn check_run_points(
     })
 }
 
-/// The CSV of a summary: one row per (length, site).
-pub fn write_csv(path: &Path, s: &Summary) -> crate::Result<()> {
-    write_atomic(path, csv_text(s).as_bytes())
+/// The tables of a summary beside its summary.json: `points.csv` (one row per length and
+/// site) and `fits.txt` (per site, V(n) as a power law and with a pedestal, side by side).
+pub fn write_tables(dir: &Path, s: &Summary) -> crate::Result<()> {
+    write_atomic(&dir.join("points.csv"), csv_text(s).as_bytes())?;
+    write_atomic(&dir.join("fits.txt"), fits_text(s).as_bytes())
+}
+
+/// The text of `fits.txt`: for each site, both fits of V(n) with their 95% intervals, the
+/// shift in alpha the pedestal makes and the AICc choice, or why there are none.
+pub fn fits_text(s: &Summary) -> String {
+    let mut out = format!(
+        "V(n) of preset {} on {}, fitted in logs (Huber, L-BFGS) with and without a pedestal\n",
+        s.config.preset.name(),
+        s.adapter.name
+    );
+    for f in &s.fits {
+        out += &format!("\n{}\n", f.site);
+        match (&f.curves, &f.curves_note) {
+            (Some(c), _) => out += &c.report("n"),
+            (None, note) => {
+                out += &format!("no fit: {}\n", note.as_deref().unwrap_or("not computed"))
+            }
+        }
+    }
+    out
 }
 
 /// The text of [`write_csv`].

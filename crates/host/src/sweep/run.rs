@@ -1,6 +1,7 @@
 //! Measuring one context length of an attention-only control: inputs drawn on the host,
 //! projections, fused attention and the moments across samples on the GPU.
 
+use ceiling_core::expected::LogitForm;
 use ceiling_core::kernel::{Activation, AttentionShape, MatmulShape};
 use ceiling_core::model::{ForwardInput, ModelConfig};
 use ceiling_core::process::{Process, Sampler};
@@ -131,6 +132,24 @@ impl AttentionLayer {
             q_bias,
             scale: cfg.logit_gain / (d as f64).sqrt(),
         }
+    }
+}
+
+impl AttentionLayer {
+    /// The logits as a bilinear form of the key half of the inputs, logit_j = x_last^T M x_j
+    /// with M = scale Wq Wk^T (the sink dimension left out): what `expected_slope` needs.
+    pub fn logit_form(&self) -> LogitForm {
+        let (d, hd, half) = (self.d, self.d + 1, self.d / 2);
+        let m = (0..half * half)
+            .map(|ab| {
+                let (a, b) = (ab / half, ab % half);
+                let dot: f64 = (0..d)
+                    .map(|c| self.wq[a * hd + c] as f64 * self.wk[b * hd + c] as f64)
+                    .sum();
+                self.scale * dot
+            })
+            .collect();
+        LogitForm { dim: half, m }
     }
 }
 

@@ -1,7 +1,8 @@
-//! Fits over the finished lengths of a sweep: slopes with bootstrap intervals, the floor
-//! model, the SNR threshold, and a verdict against the 1/n law.
+//! Fits over the finished lengths of a sweep: slopes with bootstrap intervals, V(n) as a
+//! power law and with a pedestal, the SNR threshold, and a verdict against the 1/n law.
 
-use ceiling_core::fit::{self, FloorFit, LineFit, Point};
+use ceiling_core::curve::{self, Choice, CurveComparison};
+use ceiling_core::fit::{self, LineFit, Point};
 use serde::{Deserialize, Serialize};
 
 use super::config::SweepConfig;
@@ -54,7 +55,18 @@ pub struct SiteFit {
     pub slope_n: Option<Slope>,
     /// ln V against ln n_eff.
     pub slope_n_eff: Option<Slope>,
-    pub floor: Option<FloorFit>,
+    /// The slope the control's set-up gives on this grid (`ceiling_core::expected`), fitted
+    /// with the measured slope's weights; None for models, the sink and processes without a
+    /// finite variance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_slope: Option<f64>,
+    /// V(n) fitted as A n^-alpha and as E + A n^-alpha side by side, with bootstrap
+    /// intervals from the sweep's replicates and the AICc choice (`curve::compare_curves`).
+    #[serde(default)]
+    pub curves: Option<CurveComparison>,
+    /// Why `curves` is missing, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curves_note: Option<String>,
     /// Smallest n where the SNR crosses theta, with its interval.
     pub snr_threshold: Option<(f64, Ci)>,
     pub verdict: String,
@@ -103,7 +115,10 @@ fn fit_site(cfg: &SweepConfig, site: &str, points: &[LengthResult], i: usize) ->
     let xs_eff: Vec<f64> = points.iter().map(|p| p.n_eff_mean).collect();
     let slope_n = slope(&vpoints, None, points, i);
     let slope_n_eff = slope(&vpoints, Some(&xs_eff), points, i).ok();
-    let floor = fit::fit_floor(&vpoints).ok();
+    let (curves, curves_note) = match fit_curves(points, i) {
+        Ok(c) => (Some(c), None),
+        Err(why) => (None, Some(why)),
+    };
     // The planted task's signal is the class difference (its overall mean is 0): there
     // the threshold is read off the Fisher SNR (no bootstrap, so a point interval).
     let snr_points: Vec<Point> = points
@@ -128,12 +143,15 @@ fn fit_site(cfg: &SweepConfig, site: &str, points: &[LengthResult], i: usize) ->
         .ok()
         .flatten()
         .map(|(n, iv)| (n, Ci::new(iv.lo, iv.hi)));
-    let verdict = verdict(slope_n.as_ref(), floor.as_ref());
+    let expected_slope = expected_slope(cfg, &vpoints);
+    let verdict = verdict(slope_n.as_ref(), expected_slope, curves.as_ref());
     SiteFit {
         site: site.to_string(),
         slope_n: slope_n.ok(),
         slope_n_eff,
-        floor,
+        expected_slope,
+        curves,
+        curves_note,
         snr_threshold,
         verdict,
     }
@@ -141,9 +159,9 @@ fn fit_site(cfg: &SweepConfig, site: &str, points: &[LengthResult], i: usize) ->
 
 /// Weighted log-log fit of V against n (or against `xs`, e.g. n_eff), and the 95%
 /// percentile interval of the slopes fitted to each bootstrap replicate (replicate r of
-/// every length is one resample of the sweep), with the same weights. Replicates that cannot
-/// be fitted (one of their values could not be estimated) are left out. Err: why there is
-/// no slope, for the verdict.
+/// every length is one resample of the sweep) with the point estimate's weights, so that the
+/// spread is that of the estimator used. Replicates that cannot be fitted (one of their
+/// values could not be estimated) are left out. Err: why there is no slope, for the verdict.
 fn slope(
     vpoints: &[Point],
     xs: Option<&[f64]>,
@@ -163,19 +181,16 @@ fn slope(
             points[k].n, vpoints[k].value
         ));
     }
-    let fit = |value: &dyn Fn(usize) -> f64| {
-        let pts: Vec<Point> = (0..points.len())
-            .map(|k| Point {
-                n: at(k),
-                value: value(k),
-                std_err: vpoints[k].std_err,
-            })
-            .collect();
-        fit::wls_loglog(&pts).map_err(|e| e.to_string())
-    };
+    let measured: Vec<Point> = (0..points.len())
+        .map(|k| Point {
+            n: at(k),
+            ..vpoints[k].clone()
+        })
+        .collect();
     let LineFit {
         slope, intercept, ..
-    } = fit(&|k| vpoints[k].value)?;
+    } = fit::wls_loglog(&measured).map_err(|e| e.to_string())?;
+    let (weights, _) = fit::log_weights(&measured);
     let reps = points
         .iter()
         .map(|p| p.sites[i].variance_boot.len())
@@ -183,9 +198,12 @@ fn slope(
         .unwrap_or(0);
     let slopes: Vec<f64> = (0..reps)
         .filter_map(|r| {
-            fit(&|k| points[k].sites[i].variance_boot[r])
+            let replicate: Vec<(f64, f64)> = (0..points.len())
+                .map(|k| (at(k), points[k].sites[i].variance_boot[r]))
+                .collect();
+            fit::loglog_line_weighted(&replicate, &weights)
                 .ok()
-                .map(|f| f.slope)
+                .map(|(slope, _)| slope)
         })
         .collect();
     if slopes.len() < reps / 2 || slopes.is_empty() {
@@ -202,6 +220,55 @@ fn slope(
     })
 }
 
+/// V(n) as A n^-alpha and as E + A n^-alpha (`curve::compare_curves`): the point fits on the
+/// measured V, the intervals from the bootstrap replicates (replicate r of every length, where
+/// all of them could be estimated). Err: why not, for the table.
+fn fit_curves(points: &[LengthResult], i: usize) -> Result<CurveComparison, String> {
+    let measured: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| (p.n as f64, p.sites[i].variance))
+        .collect();
+    if let Some(&(n, v)) = measured.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+        return Err(format!("V at n = {n} is {v}"));
+    }
+    let reps = points
+        .iter()
+        .map(|p| p.sites[i].variance_boot.len())
+        .min()
+        .unwrap_or(0);
+    let replicates: Vec<Vec<(f64, f64)>> = (0..reps)
+        .map(|r| {
+            points
+                .iter()
+                .map(|p| (p.n as f64, p.sites[i].variance_boot[r]))
+                .collect::<Vec<_>>()
+        })
+        .filter(|rep| rep.iter().all(|(_, v)| v.is_finite() && *v > 0.0))
+        .collect();
+    curve::compare_curves(&measured, &replicates).map_err(|e| e.to_string())
+}
+
+/// The slope a control should show on the measured lengths (`ceiling_core::expected`), with
+/// the weights of the measured slope. None for models and text, the sink (a floor, not a
+/// slope), processes without a finite variance, and lengths whose V could not be estimated.
+fn expected_slope(cfg: &SweepConfig, vpoints: &[Point]) -> Option<f64> {
+    if cfg.model.is_some() || cfg.text.is_some() || cfg.sink_mass > 0.0 || vpoints.len() < 2 {
+        return None;
+    }
+    if vpoints
+        .iter()
+        .any(|p| !(p.value.is_finite() && p.value > 0.0))
+    {
+        return None;
+    }
+    let (weights, _) = fit::log_weights(vpoints);
+    let lengths: Vec<usize> = vpoints.iter().map(|p| p.n as usize).collect();
+    let form = super::run::AttentionLayer::new(cfg).logit_form();
+    ceiling_core::expected::expected_slope(&cfg.process, &form, &lengths, &weights, cfg.seed)
+        .ok()
+        .flatten()
+}
+
 /// Standard deviation of the bootstrap replicates that could be estimated (finite ones).
 fn sd(v: &[f64]) -> f64 {
     let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
@@ -212,27 +279,30 @@ fn sd(v: &[f64]) -> f64 {
     (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
 }
 
-/// A one-line reading of the slope against -1 (and 0), with the floor model's opinion.
-fn verdict(slope: Result<&Slope, &String>, floor: Option<&FloorFit>) -> String {
+/// A one-line reading of the slope: against the control's expected slope where there is one
+/// ("consistent" only when the 95% interval covers it), else against 1/n (and 0); with the
+/// AICc's choice of form.
+fn verdict(
+    slope: Result<&Slope, &String>,
+    expected: Option<f64>,
+    curves: Option<&CurveComparison>,
+) -> String {
     let s = match slope {
         Ok(s) => s,
         Err(why) if why == TOO_FEW_LENGTHS => return why.clone(),
         Err(why) => return format!("no slope: {why}"),
     };
-    let mut v = if s.ci.covers(-1.0) || (s.slope + 1.0).abs() < 0.05 {
-        "consistent with 1/n"
-    } else if s.slope.abs() < 0.1 {
-        "no decay (slope ~ 0)"
-    } else if s.slope > -1.0 {
-        "slower than 1/n"
-    } else {
-        "faster than 1/n"
-    }
-    .to_string();
-    if let Some(f) = floor {
-        if f.prefers_floor && f.c > 0.0 {
-            v.push_str(", floor preferred (AIC)");
-        }
+    let mut v = match expected {
+        Some(e) if s.ci.covers(e) => format!("consistent with the expected {e:.3}"),
+        Some(e) if s.slope > e => format!("slower than the expected {e:.3}"),
+        Some(e) => format!("faster than the expected {e:.3}"),
+        None if s.ci.covers(-1.0) => "consistent with 1/n".into(),
+        None if s.ci.covers(0.0) => "no decay (slope ~ 0)".into(),
+        None if s.slope > -1.0 => "slower than 1/n".into(),
+        None => "faster than 1/n".into(),
+    };
+    if curves.is_some_and(|c| c.choice == Choice::WithPedestal) {
+        v.push_str(", pedestal preferred (AICc)");
     }
     v
 }
@@ -292,7 +362,8 @@ mod tests {
             .enumerate()
             .map(|(k, &n)| point(n, boot(k)))
             .collect();
-        let cfg = SweepConfig::for_preset(Preset::Clt);
+        // Heavy tails: no expected slope, so the verdict reads against 1/n.
+        let cfg = SweepConfig::for_preset(Preset::Heavy);
         let fit = &fit_sites(&cfg, &points)[0];
         let s = fit
             .slope_n
@@ -300,7 +371,11 @@ mod tests {
             .expect("a slope despite NaN replicates");
         assert!((s.slope + 1.0).abs() < 1e-9, "{}", s.slope);
         assert!(s.ci.lo.is_some() && s.ci.hi.is_some(), "{}", s.ci);
-        assert!(fit.verdict.contains("1/n"), "{}", fit.verdict);
+        assert!(
+            fit.verdict.contains("consistent with 1/n"),
+            "{}",
+            fit.verdict
+        );
         let (lo, hi) =
             crate::sweep::results::percentile_interval(&points[0].sites[0].variance_boot);
         assert!(lo.is_finite() && hi.is_finite(), "{lo} {hi}");
@@ -320,5 +395,55 @@ mod tests {
         assert!(fit.slope_n.is_none());
         assert!(fit.verdict.contains("n = 32"), "{}", fit.verdict);
         assert!(!fit.verdict.contains("too few lengths"), "{}", fit.verdict);
+    }
+
+    /// The verdict follows the interval: a slope near -1 whose interval excludes the
+    /// expectation is not called consistent, however close it is.
+    #[test]
+    fn verdict_says_consistent_only_when_the_interval_covers_the_expectation() {
+        let s = Slope {
+            slope: -0.97,
+            intercept: 0.0,
+            ci: Ci::new(-0.982, -0.960),
+        };
+        assert_eq!(
+            verdict(Ok(&s), Some(-0.975), None),
+            "consistent with the expected -0.975"
+        );
+        assert_eq!(
+            verdict(Ok(&s), Some(-1.0), None),
+            "slower than the expected -1.000"
+        );
+        assert_eq!(
+            verdict(Ok(&s), Some(-0.9), None),
+            "faster than the expected -0.900"
+        );
+        assert_eq!(verdict(Ok(&s), None, None), "slower than 1/n");
+        let flat = Slope {
+            slope: -0.03,
+            intercept: 0.0,
+            ci: Ci::new(-0.05, 0.01),
+        };
+        assert_eq!(verdict(Ok(&flat), None, None), "no decay (slope ~ 0)");
+    }
+
+    /// The clt control's expectation on 16..2048 is a little above -1 (n_eff / n drifts).
+    #[test]
+    fn clt_expected_slope_on_its_grid_is_slightly_above_minus_one() {
+        let cfg = SweepConfig::for_preset(Preset::Clt);
+        let vpoints: Vec<Point> = cfg
+            .lengths
+            .iter()
+            .map(|&n| Point {
+                n: n as f64,
+                value: 1.0 / n as f64,
+                std_err: 0.05 / n as f64,
+            })
+            .collect();
+        let e = expected_slope(&cfg, &vpoints).expect("an expectation");
+        assert!(e > -1.0 && e < -0.98, "{e}");
+        let mut sink = cfg.clone();
+        sink.sink_mass = 0.25;
+        assert!(expected_slope(&sink, &vpoints).is_none());
     }
 }
