@@ -44,8 +44,16 @@ fn clt_control_gives_slope_minus_one() {
     eprintln!("clt: slope {:.3} {}", sl.slope, sl.ci);
     assert!((sl.slope + 1.0).abs() < 0.1, "clt slope {}", sl.slope);
     assert!(sl.ci.covers(-1.0), "clt interval {} misses -1", sl.ci);
-    // n_eff grows with n, and the fit against n_eff agrees.
+    // n_eff grows with n, and against the harmonic mean of n_eff (V = tr Cov(v) E[1/n_eff]
+    // exactly) the slope is -1 within its interval.
     let eff = s.fits[0].slope_n_eff.clone().unwrap();
+    assert!(
+        eff.ci.covers(-1.0),
+        "slope against n_eff {} {}",
+        eff.slope,
+        eff.ci
+    );
+    assert!(s.points.iter().all(|p| p.n_eff_harmonic <= p.n_eff_mean));
     assert!(
         (eff.slope + 1.0).abs() < 0.1,
         "slope against n_eff {}",
@@ -537,4 +545,38 @@ fn cli_sweep_killed_and_restarted_matches_an_uninterrupted_one() {
         assert_eq!(x.sites, y.sites, "n = {}", x.n);
     }
     assert_eq!(a.fits, b.fits);
+}
+
+/// Over 100 seeds of a small clt sweep the 95% slope interval covers the control's expected
+/// slope (its finite-n value for that seed's weights) in close to 95% of runs: 94 of 100 when
+/// written. Seeds are fixed, so the count is deterministic; 90..=99 is accepted (a binomial
+/// count at p = 0.95 lies there 96% of the time), and intervals as narrow as the old ones (89
+/// of 100) or never missing fail. `CEILING_COVERAGE_RUNS=N` runs more seeds.
+#[test]
+fn clt_slope_interval_covers_its_expectation_at_the_nominal_rate() {
+    let runs: u64 = std::env::var("CEILING_COVERAGE_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let mut misses = Vec::new();
+    for seed in 1000..1000 + runs {
+        let mut cfg = config(Preset::Clt);
+        cfg.lengths = vec![16, 32, 64, 128, 256];
+        cfg.samples = 128;
+        cfg.seed = seed;
+        let dir = tempfile::tempdir().unwrap();
+        let s = run(&cfg, dir.path());
+        let e = s.fits[0].expected_slope.expect("an expectation");
+        let sl = slope(&s);
+        if !sl.ci.covers(e) {
+            misses.push(format!("seed {seed}: {:.3} {} vs {e:.3}", sl.slope, sl.ci));
+        }
+    }
+    let covered = runs - misses.len() as u64;
+    eprintln!("covered {covered} of {runs}; missed: {misses:#?}");
+    let rate = covered as f64 / runs as f64;
+    assert!(
+        (0.9..=0.99).contains(&rate),
+        "coverage {covered} of {runs}: {misses:#?}"
+    );
 }

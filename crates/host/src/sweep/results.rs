@@ -287,6 +287,7 @@ mod tests {
             samples: 8,
             sites: vec![site],
             n_eff_mean: 3.0,
+            n_eff_harmonic: 3.0,
             n_eff_se: f64::NAN,
             entropy_mean: 1.0,
             n_eff_layers: vec![f64::NAN],
@@ -327,6 +328,7 @@ mod tests {
                 })
                 .collect(),
             n_eff_mean: 1.0,
+            n_eff_harmonic: 1.0,
             n_eff_se: 0.0,
             entropy_mean: 0.0,
             n_eff_layers: vec![],

@@ -65,6 +65,10 @@ pub struct LengthResult {
     pub n_eff_mean: f64,
     #[serde(with = "ceiling_core::nonfinite")]
     pub n_eff_se: f64,
+    /// Harmonic mean of n_eff over samples (and heads): 1 / E[1 / n_eff], the n_eff of the
+    /// law V = tr Cov(v) E[1 / n_eff]. NaN in points written before it was recorded.
+    #[serde(default = "not_recorded", with = "ceiling_core::nonfinite")]
+    pub n_eff_harmonic: f64,
     #[serde(with = "ceiling_core::nonfinite")]
     pub entropy_mean: f64,
     /// Model sweeps: n_eff of each probed layer (n_eff_mean is the first's).
@@ -243,12 +247,18 @@ impl SiteAccumulator {
     }
 }
 
+/// Serde default of values that older result files do not hold.
+fn not_recorded() -> f64 {
+    f64::NAN
+}
+
 /// Attention spread at the probe row, summed over samples (and heads).
 #[derive(Default)]
 struct Spread {
     count: f64,
     n_eff: f64,
     n_eff_sq: f64,
+    inv_n_eff: f64,
     entropy: f64,
 }
 
@@ -257,11 +267,16 @@ impl Spread {
         self.count += 1.0;
         self.n_eff += n_eff;
         self.n_eff_sq += n_eff * n_eff;
+        self.inv_n_eff += 1.0 / n_eff;
         self.entropy += entropy;
     }
 
     fn mean(&self) -> f64 {
         self.n_eff / self.count
+    }
+
+    fn harmonic(&self) -> f64 {
+        self.count / self.inv_n_eff
     }
 
     fn se(&self) -> f64 {
@@ -386,6 +401,7 @@ pub fn measure_length(
         sites: vec![site.finish(cfg.seed ^ n as u64)?],
         n_eff_mean: spread.mean(),
         n_eff_se: spread.se(),
+        n_eff_harmonic: spread.harmonic(),
         entropy_mean: spread.entropy / spread.count,
         n_eff_layers: Vec::new(),
         n_eff_heads: Vec::new(),
@@ -480,6 +496,7 @@ pub fn measure_length_model(
             .collect::<Result<_>>()?,
         n_eff_mean: first.mean(),
         n_eff_se: first.se(),
+        n_eff_harmonic: first.harmonic(),
         entropy_mean: first.entropy / first.count,
         n_eff_layers: spread.iter().map(Spread::mean).collect(),
         n_eff_heads: heads

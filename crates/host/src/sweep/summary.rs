@@ -53,7 +53,7 @@ pub struct SiteFit {
     pub site: String,
     /// ln V against ln n.
     pub slope_n: Option<Slope>,
-    /// ln V against ln n_eff.
+    /// ln V against ln n_eff (its harmonic mean over samples).
     pub slope_n_eff: Option<Slope>,
     /// The slope the control's set-up gives on this grid (`ceiling_core::expected`), fitted
     /// with the measured slope's weights; None for models, the sink and processes without a
@@ -112,7 +112,13 @@ fn fit_site(cfg: &SweepConfig, site: &str, points: &[LengthResult], i: usize) ->
             std_err: sd(&p.sites[i].variance_boot),
         })
         .collect();
-    let xs_eff: Vec<f64> = points.iter().map(|p| p.n_eff_mean).collect();
+    // The law is V = tr Cov(v) E[1 / n_eff]: regress on the harmonic mean of n_eff, or on the
+    // arithmetic mean where points predate the harmonic one.
+    let xs_eff: Vec<f64> = if points.iter().all(|p| p.n_eff_harmonic.is_finite()) {
+        points.iter().map(|p| p.n_eff_harmonic).collect()
+    } else {
+        points.iter().map(|p| p.n_eff_mean).collect()
+    };
     let slope_n = slope(&vpoints, None, points, i);
     let slope_n_eff = slope(&vpoints, Some(&xs_eff), points, i).ok();
     let (curves, curves_note) = match fit_curves(points, i) {
@@ -331,6 +337,7 @@ mod tests {
                 readout_accuracy: None,
             }],
             n_eff_mean: n as f64 / 2.0,
+            n_eff_harmonic: n as f64 / 2.0,
             n_eff_se: 0.1,
             entropy_mean: 1.0,
             n_eff_layers: Vec::new(),
