@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use ceiling_core::curve::Choice;
 use ceiling_core::process::Process;
 use ceiling_host::sweep::{
-    self, LengthResult, ModelSpec, Preset, Shard, Summary, SweepConfig, TextSpec,
+    self, LengthResult, ModelSpec, Preset, Probe, Shard, Summary, SweepConfig, TextSpec,
 };
 use ceiling_host::{AdapterRequest, Gpu};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -75,6 +75,13 @@ pub struct Args {
     /// vocabulary, to draw input ids from (default: uniform).
     #[arg(long)]
     unigram: Option<PathBuf>,
+    /// Where the `model` preset probes each sample: `last` (the last token of the n-token
+    /// window) or `suffix:TEXT` (TEXT, tokenised by the model's tokenizer without BOS, is
+    /// appended after the n context tokens; the probe is its last token, so only the
+    /// context varies between samples). A suffix needs a model with a tokenizer; with
+    /// --text the context is real text, without it random ids.
+    #[arg(long, default_value = "last")]
+    probe: String,
     /// Layers probed by the `model` preset, comma-separated (default: all).
     #[arg(long, value_delimiter = ',', value_parser = super::count::<usize>)]
     layers: Vec<usize>,
@@ -85,6 +92,7 @@ pub struct Args {
 
 /// Builds the configuration of every preset, refusing bad input before any GPU work.
 fn configs(args: &Args) -> Result<Vec<SweepConfig>> {
+    let probe = Probe::parse(&args.probe).map_err(|e| anyhow::anyhow!("--probe: {e}"))?;
     let presets = args
         .preset
         .iter()
@@ -128,6 +136,7 @@ fn configs(args: &Args) -> Result<Vec<SweepConfig>> {
                 cfg.logit_gain = g;
             }
             cfg.layers = args.layers.clone();
+            cfg.probe = probe.clone();
             if let Some(file) = &args.unigram {
                 if preset != Preset::Model {
                     bail!("--unigram belongs to --preset model");
@@ -199,10 +208,13 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
     for cfg in &configs {
         let dir = args.out.join(cfg.preset.name());
         // What feeds the samples: windows of a corpus, or the preset's process.
-        let input = match &cfg.text {
+        let mut input = match &cfg.text {
             Some(t) => format!("text {}", t.path),
             None => cfg.process.to_string(),
         };
+        if let Some(text) = cfg.probe.suffix() {
+            input.push_str(&format!(", probe at the last token of the suffix {text:?}"));
+        }
         eprintln!(
             "{}: {} ({}), expected: {}",
             cfg.preset.name(),

@@ -145,6 +145,68 @@ pub struct SweepConfig {
     /// Token models: windows of real text instead of drawn ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<TextSpec>,
+    /// Where the `model` preset probes each sample (`--probe`); runs written before the
+    /// option existed read as [`Probe::Last`].
+    #[serde(default)]
+    pub probe: Probe,
+}
+
+/// The probe design of the `model` preset (docs/METHOD.md, "Probe designs"), written in
+/// run.json as the option reads: `"last"` or `"suffix:TEXT"`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Probe {
+    /// The hidden state at the last token of the n-token window.
+    #[default]
+    Last,
+    /// A fixed text appended after the n tokens of context (tokenised by the model's
+    /// tokenizer, without BOS); the probe is its last token, at position n + s - 1.
+    Suffix { text: String },
+}
+
+impl Probe {
+    pub fn parse(s: &str) -> Result<Probe, String> {
+        if s == "last" {
+            return Ok(Probe::Last);
+        }
+        if let Some(text) = s.strip_prefix("suffix:") {
+            return Ok(Probe::Suffix { text: text.into() });
+        }
+        Err(format!(
+            "unknown probe '{s}': use last (the last token of the window) or suffix:TEXT \
+             (TEXT appended after the window, probed at its last token)"
+        ))
+    }
+
+    /// The suffix text, for [`Probe::Suffix`].
+    pub fn suffix(&self) -> Option<&str> {
+        match self {
+            Probe::Last => None,
+            Probe::Suffix { text } => Some(text),
+        }
+    }
+}
+
+impl std::fmt::Display for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Probe::Last => write!(f, "last"),
+            Probe::Suffix { text } => write!(f, "suffix:{text}"),
+        }
+    }
+}
+
+impl From<Probe> for String {
+    fn from(p: Probe) -> String {
+        p.to_string()
+    }
+}
+
+impl TryFrom<String> for Probe {
+    type Error = String;
+    fn try_from(s: String) -> Result<Probe, String> {
+        Probe::parse(&s)
+    }
 }
 
 /// A corpus by path and content: a resumed run refuses a corpus that changed under it.
@@ -231,6 +293,7 @@ fn flag_of(field: &str) -> &'static str {
         "layers" => "--layers",
         "unigram" => "--unigram",
         "text" => "--text",
+        "probe" => "--probe",
         _ => "",
     }
 }
@@ -326,6 +389,7 @@ impl SweepConfig {
             layers: Vec::new(),
             unigram: None,
             text: None,
+            probe: Probe::Last,
         }
     }
 
@@ -409,6 +473,22 @@ impl SweepConfig {
                 self.preset.name()
             ));
         }
+        if let Some(text) = self.probe.suffix() {
+            if self.preset != Preset::Model {
+                return bad(format!(
+                    "--probe suffix:... belongs to --preset model (a token model with a \
+                     tokenizer), not {}",
+                    self.preset.name()
+                ));
+            }
+            if text.is_empty() {
+                return bad(
+                    "--probe suffix: has no text: give the suffix after the colon, e.g. \
+                     --probe 'suffix: What is it about?'"
+                        .into(),
+                );
+            }
+        }
         if let Some(w) = &self.unigram {
             if w.iter().any(|p| !(p.is_finite() && *p >= 0.0)) || !w.iter().any(|&p| p > 0.0) {
                 return bad("unigram weights must be finite, non-negative and not all zero".into());
@@ -443,5 +523,32 @@ mod tests {
             err.contains(&format!("--samples {MIN_SAMPLES} or more")),
             "{err}"
         );
+    }
+
+    /// run.json holds the probe as the option reads; a run.json without it reads as `last`.
+    #[test]
+    fn probes_round_trip_and_old_run_files_read_as_last() {
+        let mut cfg = SweepConfig::for_preset(Preset::Model);
+        cfg.probe = Probe::parse("suffix: Who: is it?").unwrap();
+        let v = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(v["probe"], "suffix: Who: is it?");
+        assert_eq!(
+            serde_json::from_value::<SweepConfig>(v.clone()).unwrap(),
+            cfg
+        );
+        let mut old = v;
+        old.as_object_mut().unwrap().remove("probe");
+        let old: SweepConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(old.probe, Probe::Last);
+        let diff = old.point_differences(&cfg).join("\n");
+        assert!(
+            diff.contains("probe \"last\" -> \"suffix: Who: is it?\" (--probe)"),
+            "{diff}"
+        );
+        let e = Probe::parse("middle").unwrap_err();
+        assert!(e.contains("unknown probe 'middle'"), "{e}");
+        let mut bad = serde_json::to_value(&cfg).unwrap();
+        bad["probe"] = "middle".into();
+        assert!(serde_json::from_value::<SweepConfig>(bad).is_err());
     }
 }

@@ -8,7 +8,7 @@ pub mod summary;
 
 use std::path::Path;
 
-pub use config::{ConfigError, ModelSpec, Preset, SweepConfig, TextSpec};
+pub use config::{ConfigError, ModelSpec, Preset, Probe, SweepConfig, TextSpec};
 pub use run::{LengthResult, SiteResult};
 pub use summary::{Ci, SiteFit, Summary};
 
@@ -87,6 +87,7 @@ pub fn run_sweep(
             )?),
             layers: m.layers,
             corpus: m.corpus,
+            suffix: m.suffix,
         },
     };
     let done = results::load_points(run_dir)?;
@@ -108,9 +109,17 @@ pub fn run_sweep(
                 model,
                 layers,
                 corpus,
-            } => {
-                run::measure_length_model(gpu, cfg, model, layers, corpus.as_ref(), n, &mut report)?
-            }
+                suffix,
+            } => run::measure_length_model(
+                gpu,
+                cfg,
+                model,
+                layers,
+                corpus.as_ref(),
+                suffix,
+                n,
+                &mut report,
+            )?,
         };
         result.kernels = gpu.tuner.take_plans_used();
         results::write_json(&results::point_path(run_dir, n), &result)?;
@@ -210,20 +219,26 @@ enum Workload {
         model: Box<crate::model::GpuModel>,
         layers: Vec<usize>,
         corpus: Option<TokenizedCorpus>,
+        suffix: Vec<u32>,
     },
 }
 
-/// The model preset's model, the layers it probes, and its corpus for text runs.
+/// The model preset's model, the layers it probes, its corpus for text runs and the ids of
+/// the suffix probe.
 #[derive(Debug)]
 pub struct ModelRun {
     pub weights: ceiling_core::model::ModelWeights,
     pub layers: Vec<usize>,
     pub corpus: Option<TokenizedCorpus>,
+    /// `--probe suffix:TEXT`: TEXT's ids (no BOS), appended after every window; empty for
+    /// `--probe last`.
+    pub suffix: Vec<u32>,
 }
 
-/// The model preset's weights, probed layers and corpus, checked against the lengths before
-/// any GPU work: a context longer than the model's positions, a layer beyond it, or a corpus
-/// without a document as long as the longest context is refused.
+/// The model preset's weights, probed layers, corpus and suffix ids, checked against the
+/// lengths before any GPU work: a context (with the suffix) longer than the model's
+/// positions, a layer beyond it, a corpus without a document as long as the longest context,
+/// or a suffix that tokenises to nothing is refused.
 pub fn load_model(cfg: &SweepConfig) -> Result<Option<ModelRun>> {
     let bad = HostError::Config;
     let (weights, tokenizer) = match &cfg.model {
@@ -241,7 +256,20 @@ pub fn load_model(cfg: &SweepConfig) -> Result<Option<ModelRun>> {
     };
     let mc = &weights.config;
     let longest = cfg.lengths.iter().copied().max().unwrap_or(0);
+    let suffix = match cfg.probe.suffix() {
+        None => Vec::new(),
+        Some(text) => suffix_ids(text, tokenizer.as_ref())?,
+    };
+    let s = suffix.len();
     if let Some(max) = mc.max_len() {
+        if s > 0 && longest + s > max {
+            return Err(bad(format!(
+                "context length n = {longest} plus the suffix's s = {s} tokens is {}, beyond \
+                 the model's {max} positions: use --max-n {} or less, or a shorter suffix",
+                longest + s,
+                max.saturating_sub(s)
+            )));
+        }
         if longest > max {
             return Err(bad(format!(
                 "context length {longest} exceeds the model's {max} positions: use --max-n {max} or less"
@@ -294,7 +322,7 @@ pub fn load_model(cfg: &SweepConfig) -> Result<Option<ModelRun>> {
             "context length n = {longest} with the model's width {}",
             mc.d_model
         ),
-        config::length_bytes(longest, mc.d_model.max(mc.ff_dim)),
+        config::length_bytes(longest + s, mc.d_model.max(mc.ff_dim)),
         "use shorter --lengths (or a smaller --max-n)",
     )?;
     let corpus = match &cfg.text {
@@ -324,7 +352,33 @@ pub fn load_model(cfg: &SweepConfig) -> Result<Option<ModelRun>> {
         weights,
         layers,
         corpus,
+        suffix,
     }))
+}
+
+/// The ids of the suffix probe's text, by the model's tokenizer and without its special
+/// tokens (the suffix follows the context; it starts nothing).
+fn suffix_ids(text: &str, tokenizer: Option<&ceiling_core::text::Tokenizer>) -> Result<Vec<u32>> {
+    let bad = HostError::Config;
+    let Some(tokenizer) = tokenizer else {
+        return Err(bad(
+            "--probe suffix:TEXT needs a model with a tokenizer to read TEXT: a GGUF file, or \
+             a checkpoint directory with tokenizer.json (this model has none); use --probe \
+             last"
+                .into(),
+        ));
+    };
+    let ids = tokenizer
+        .encode_plain(text)
+        .map_err(|e| bad(format!("tokenising the suffix {text:?}: {e}")))?;
+    if ids.is_empty() {
+        return Err(bad(format!(
+            "the suffix {text:?} tokenises to no tokens with the model's tokenizer ({}): give \
+             a suffix with text the tokenizer keeps",
+            tokenizer.source()
+        )));
+    }
+    Ok(ids)
 }
 
 /// Fits the finished points of a run directory and writes summary.json, points.csv and

@@ -412,13 +412,18 @@ pub fn measure_length(
 }
 
 /// Runs one context length of a whole model: every chosen layer's hidden state and
-/// attention output at the last position are the sites.
+/// attention output at the probe position are the sites. With `suffix` empty (`--probe
+/// last`) that is the last of the n context tokens; otherwise the suffix's ids follow the n
+/// context tokens of every sample (token models only) and the probe is the suffix's last
+/// token, at n + s - 1. The result is reported at the context length n.
+#[allow(clippy::too_many_arguments)]
 pub fn measure_length_model(
     gpu: &Gpu,
     cfg: &SweepConfig,
     model: &GpuModel,
     layers: &[usize],
     corpus: Option<&TokenizedCorpus>,
+    suffix: &[u32],
     n: usize,
     progress: &mut dyn FnMut(usize),
 ) -> Result<LengthResult> {
@@ -439,17 +444,24 @@ pub fn measure_length_model(
         .iter()
         .map(|_| (0..mc.heads).map(|_| Spread::default()).collect())
         .collect();
-    let probe = [n - 1];
+    if !suffix.is_empty() && mc.vocab == 0 {
+        return Err(HostError::Config(
+            "a suffix probe needs a token model: this model reads vectors".into(),
+        ));
+    }
+    // The forward length: the context, then the suffix.
+    let len = n + suffix.len();
+    let probe = [len - 1];
     let unigram = match &cfg.unigram {
         Some(w) => Some(WeightedIndex::new(w).map_err(stats_error)?),
         None => None,
     };
     let mut done = 0;
     while done < cfg.samples {
-        let b = model_batch_size(n, &mc).min(cfg.samples - done);
+        let b = model_batch_size(len, &mc).min(cfg.samples - done);
         let (states, labels) = if mc.vocab > 0 {
             // Windows of real text, or random ids: uniform, or from the unigram.
-            let ids: Vec<u32> = match (corpus, &unigram) {
+            let context: Vec<u32> = match (corpus, &unigram) {
                 (Some(c), _) => c
                     .windows(n, b, rng.random())
                     .map_err(|e| HostError::Config(e.to_string()))?,
@@ -458,10 +470,18 @@ pub fn measure_length_model(
                     .map(|_| rng.random_range(0..mc.vocab as u32))
                     .collect(),
             };
+            let ids: Vec<u32> = if suffix.is_empty() {
+                context
+            } else {
+                context
+                    .chunks(n)
+                    .flat_map(|w| w.iter().chain(suffix).copied())
+                    .collect()
+            };
             let input = ForwardInput::Tokens {
                 ids: &ids,
                 batch: b,
-                n,
+                n: len,
             };
             (model.forward(gpu, &input, &probe)?, vec![0.0; b])
         } else {
