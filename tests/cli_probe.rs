@@ -85,7 +85,16 @@ fn a_suffix_sweep_runs_records_its_probe_and_refuses_another_probe() {
     let args = ["--text", text, "--lengths", "8,16,32", "--probe", &probe];
     let o = sweep(&model, &out, &args);
     assert!(o.status.success(), "{}", stderr_of(&o));
-    assert!(stderr_of(&o).contains("probe at the last token of the suffix"));
+    let tok = load_model(&model).unwrap().tokenizer.unwrap();
+    let ids = tok.encode_plain(SUFFIX).unwrap();
+    assert!(
+        stderr_of(&o).contains(&format!(
+            "probe at the last token of the suffix {SUFFIX:?} ({} tokens {ids:?}",
+            ids.len()
+        )),
+        "{}",
+        stderr_of(&o)
+    );
     let summary = read_json(&out.join("model/summary.json"));
     // The points are reported at the context length n, not n + s.
     let ns: Vec<u64> = summary["points"]
@@ -145,6 +154,11 @@ fn a_suffix_sweep_runs_records_its_probe_and_refuses_another_probe() {
     let ids = dir.path().join("ids");
     let o = sweep(&model, &ids, &["--lengths", "8,16", "--probe", &probe]);
     assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(
+        stderr_of(&o).contains("model: uniform random ids, probe at"),
+        "{}",
+        stderr_of(&o)
+    );
     let v = variances(&read_json(&ids.join("model/summary.json")));
     assert!(v.iter().all(|(_, _, x)| x.is_finite() && *x > 0.0), "{v:?}");
 }

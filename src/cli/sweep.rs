@@ -193,9 +193,27 @@ fn model_spec(args: &Args, preset: Preset, lengths: &[usize]) -> Result<Option<M
 pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
     let configs = configs(&args)?;
     let shard = Shard::parse(&args.shard).map_err(anyhow::Error::msg)?;
-    // Model files and shapes are checked before the adapter is opened.
+    // Model files and shapes are checked before the adapter is opened; what feeds each
+    // preset's samples is said as it starts.
+    let mut inputs = Vec::new();
     for cfg in &configs {
-        sweep::load_model(cfg)?;
+        let model = sweep::load_model(cfg)?;
+        let tokens = model.as_ref().is_some_and(|m| m.weights.config.vocab > 0);
+        let mut input = match &cfg.text {
+            Some(t) => format!("text {}", t.path),
+            None if tokens && cfg.unigram.is_some() => "random ids (--unigram)".to_string(),
+            None if tokens => "uniform random ids".to_string(),
+            None => cfg.process.to_string(),
+        };
+        if let (Some(text), Some(m)) = (cfg.probe.suffix(), &model) {
+            input.push_str(&format!(
+                ", probe at the last token of the suffix {text:?} ({} tokens {:?}, after the n \
+                 context tokens)",
+                m.suffix.len(),
+                m.suffix
+            ));
+        }
+        inputs.push(input);
     }
     let gpu = Gpu::new(adapter)?;
     eprintln!(
@@ -205,16 +223,8 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
         gpu.summary.driver
     );
     let mut summaries = Vec::new();
-    for cfg in &configs {
+    for (cfg, input) in configs.iter().zip(&inputs) {
         let dir = args.out.join(cfg.preset.name());
-        // What feeds the samples: windows of a corpus, or the preset's process.
-        let mut input = match &cfg.text {
-            Some(t) => format!("text {}", t.path),
-            None => cfg.process.to_string(),
-        };
-        if let Some(text) = cfg.probe.suffix() {
-            input.push_str(&format!(", probe at the last token of the suffix {text:?}"));
-        }
         eprintln!(
             "{}: {} ({}), expected: {}",
             cfg.preset.name(),
