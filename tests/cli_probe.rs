@@ -163,11 +163,32 @@ fn a_suffix_sweep_runs_records_its_probe_and_refuses_another_probe() {
     assert!(v.iter().all(|(_, _, x)| x.is_finite() && *x > 0.0), "{v:?}");
 }
 
+/// The windows a sweep cuts in its first batch: `count` windows of `n` tokens from the seed's
+/// `stream`, whose first u64 seeds the corpus draw.
+fn drawn_windows(c: &TokenizedCorpus, n: usize, count: usize, seed: u64, stream: u64) -> Vec<u32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    c.windows(n, count, rng.random()).unwrap()
+}
+
+/// The stream of the windows of a causal model's `--probe last` sweep, cut once for every
+/// length (`PREFIX_STREAM` in the sweep's run.rs).
+const PREFIX_STREAM: u64 = 1 << 48;
+
+/// The trace of the covariance of rows of width d.
+fn v_of(rows: &[f64], d: usize) -> f64 {
+    let mut mo = Moments::new(d);
+    for r in rows.chunks(d) {
+        mo.push(r).unwrap();
+    }
+    mo.trace_variance()
+}
+
 /// The sweep's V at n = 8 is that of the hidden states at the suffix's last token of the
 /// sweep's own windows, recomputed here with the f64 forward: the windows are those the
 /// sweep cuts (its seed's stream for n, one batch of 12), with the suffix's ids appended.
-/// The `last` sweep of the same seed cuts the same windows and matches the states at their
-/// last token, which differ.
+/// The `last` sweep of the same seed matches the states at the last token of its own
+/// windows (the prefix stream's: the model is causal), which differ.
 #[test]
 fn the_suffix_probe_is_the_hidden_state_at_the_suffix_last_token() {
     let dir = tempfile::tempdir().unwrap();
@@ -194,10 +215,7 @@ fn the_suffix_probe_is_the_hidden_state_at_the_suffix_last_token() {
     assert!(suffix.len() >= 3, "{suffix:?}");
     let mut c = TokenizedCorpus::load(&root, tok).unwrap();
     c.prepare(n).unwrap();
-    // As the sweep draws them: stream n of the seed, whose first u64 seeds the windows.
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(n as u64);
-    let windows = c.windows(n, samples, rng.random()).unwrap();
+    let windows = drawn_windows(&c, n, samples, seed, n as u64);
     let with: Vec<u32> = windows
         .chunks(n)
         .flat_map(|w| w.iter().chain(&suffix).copied())
@@ -212,15 +230,8 @@ fn the_suffix_probe_is_the_hidden_state_at_the_suffix_last_token() {
         reference::forward(&m.weights, &input, &[len - 1]).unwrap()
     };
     let at_suffix = states(&with, len);
-    let at_last = states(&windows, n);
-    let v_of = |rows: &[f64]| {
-        let d = m.weights.config.d_model;
-        let mut mo = Moments::new(d);
-        for r in rows.chunks(d) {
-            mo.push(r).unwrap();
-        }
-        mo.trace_variance()
-    };
+    let at_last = states(&drawn_windows(&c, n, samples, seed, PREFIX_STREAM), n);
+    let d = m.weights.config.d_model;
     let swept_suffix = variances(&read_json(&with_suffix.join("model/summary.json")));
     let swept_last = variances(&read_json(&plain.join("model/summary.json")));
     for l in 0..m.weights.config.layers {
@@ -230,7 +241,7 @@ fn the_suffix_probe_is_the_hidden_state_at_the_suffix_last_token() {
         ] {
             let name = format!("L{l}.{site}");
             let find = |v: &[(u64, String, f64)]| v.iter().find(|p| p.1 == name).unwrap().2;
-            let (want_s, want_l) = (v_of(s), v_of(x));
+            let (want_s, want_l) = (v_of(s, d), v_of(x, d));
             let (got_s, got_l) = (find(&swept_suffix), find(&swept_last));
             eprintln!("{name}: suffix {got_s:.6e} (f64 {want_s:.6e}), last {got_l:.6e} (f64 {want_l:.6e})");
             assert!((got_s / want_s - 1.0).abs() < 1e-3, "{name}: suffix probe");
@@ -240,6 +251,114 @@ fn the_suffix_probe_is_the_hidden_state_at_the_suffix_last_token() {
                 "{name}: the suffix changes nothing?"
             );
         }
+    }
+}
+
+/// With a causal model and `--probe last`, one forward of the grid's longest windows gives
+/// every length: each point's V and per-head n_eff are those of the f64 forward at position
+/// n - 1 of the same 32-token windows (the prefix stream's), the points say so, and a point
+/// deleted and measured again alone comes back the same (the draws do not depend on which
+/// lengths are still to measure).
+#[test]
+fn a_causal_last_sweep_measures_every_length_on_prefixes_of_one_set_of_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.gguf");
+    llama_gguf_with_tokenizer(&model);
+    let root = corpus(dir.path());
+    let text = root.to_str().unwrap();
+    let out = dir.path().join("out");
+    let args = ["--text", text, "--lengths", "8,16,32"];
+    let o = sweep(&model, &out, &args);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(
+        stderr_of(&o).contains("one forward of the longest length's windows gives every length"),
+        "{}",
+        stderr_of(&o)
+    );
+    let summary = read_json(&out.join("model/summary.json"));
+    let points = summary["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3);
+    assert!(points.iter().all(|p| p["prefix_of"] == 32), "{points:?}");
+
+    let m = load_model(&model).unwrap();
+    let mut c = TokenizedCorpus::load(&root, m.tokenizer.as_ref().unwrap()).unwrap();
+    c.prepare(32).unwrap();
+    let (samples, seed) = (12, 3);
+    let (d, heads) = (m.weights.config.d_model, m.weights.config.heads);
+    let windows = drawn_windows(&c, 32, samples, seed, PREFIX_STREAM);
+    let input = ForwardInput::Tokens {
+        ids: &windows,
+        batch: samples,
+        n: 32,
+    };
+    let lengths = [8usize, 16, 32];
+    let probes: Vec<usize> = lengths.iter().map(|n| n - 1).collect();
+    let states = reference::forward(&m.weights, &input, &probes).unwrap();
+    let swept = variances(&summary);
+    for (p, (&n, point)) in lengths.iter().zip(points).enumerate() {
+        let layers = point["n_eff_heads"].as_array().unwrap();
+        assert_eq!(layers.len(), m.weights.config.layers);
+        for (l, per_head) in layers.iter().enumerate() {
+            for (site, all) in [("attn", &states.attn_out[l]), ("hidden", &states.hidden[l])] {
+                let rows: Vec<f64> = all
+                    .chunks(probes.len() * d)
+                    .flat_map(|s| s[p * d..][..d].to_vec())
+                    .collect();
+                let want = v_of(&rows, d);
+                let name = format!("L{l}.{site}");
+                let got = swept
+                    .iter()
+                    .find(|x| x.0 == n as u64 && x.1 == name)
+                    .unwrap()
+                    .2;
+                assert!(
+                    (got / want - 1.0).abs() < 1e-3,
+                    "n = {n}, {name}: {got} vs f64 {want}"
+                );
+            }
+            // Spreads are [batch, heads, probes]: head h's mean n_eff at this probe.
+            let per_head = per_head.as_array().unwrap();
+            assert_eq!(per_head.len(), heads);
+            for (h, got) in per_head.iter().enumerate() {
+                let want: f64 = (0..samples)
+                    .map(|b| states.n_eff[l][(b * heads + h) * probes.len() + p])
+                    .sum::<f64>()
+                    / samples as f64;
+                let got = got.as_f64().unwrap();
+                assert!(
+                    (got / want - 1.0).abs() < 1e-3,
+                    "n = {n}, L{l} head {h}: n_eff {got} vs f64 {want}"
+                );
+            }
+        }
+    }
+
+    // n = 16 measured again alone: the same windows, so the same point.
+    let point = out.join("model/points/n-000016.json");
+    let before = read_json(&point);
+    std::fs::remove_file(&point).unwrap();
+    let o = sweep(&model, &out, &args);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let after = read_json(&point);
+    for (a, b) in before["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(after["sites"].as_array().unwrap())
+    {
+        let (va, vb) = (
+            a["variance"].as_f64().unwrap(),
+            b["variance"].as_f64().unwrap(),
+        );
+        assert!(
+            (va / vb - 1.0).abs() < 1e-5,
+            "{}: {va} then {vb}",
+            a["site"]
+        );
+        assert_eq!(
+            a["variance_boot"].as_array().unwrap().len(),
+            b["variance_boot"].as_array().unwrap().len()
+        );
     }
 }
 

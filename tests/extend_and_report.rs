@@ -11,7 +11,7 @@ use common::*;
 
 struct Quiet(Vec<(usize, bool)>);
 impl sweep::Progress for Quiet {
-    fn start_length(&mut self, _: usize, _: usize) {}
+    fn start_lengths(&mut self, _: &[usize], _: usize) {}
     fn samples_done(&mut self, _: usize) {}
     fn finish_length(&mut self, r: &LengthResult, resumed: bool) {
         self.0.push((r.n, resumed));

@@ -16,7 +16,7 @@ use common::*;
 
 struct Quiet;
 impl sweep::Progress for Quiet {
-    fn start_length(&mut self, _: usize, _: usize) {}
+    fn start_lengths(&mut self, _: &[usize], _: usize) {}
     fn samples_done(&mut self, _: usize) {}
     fn finish_length(&mut self, _: &LengthResult, _: bool) {}
 }
@@ -148,7 +148,7 @@ fn an_interrupted_sweep_resumes_to_the_same_result() {
 
     struct Count(Vec<(usize, bool)>);
     impl sweep::Progress for Count {
-        fn start_length(&mut self, _: usize, _: usize) {}
+        fn start_lengths(&mut self, _: &[usize], _: usize) {}
         fn samples_done(&mut self, _: usize) {}
         fn finish_length(&mut self, r: &LengthResult, resumed: bool) {
             self.0.push((r.n, resumed));

@@ -213,6 +213,14 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
                 m.suffix
             ));
         }
+        if let Some(m) = &model {
+            if sweep::run::measures_prefixes(&m.weights.config, &m.suffix) {
+                input.push_str(
+                    ", probe at the last context token: a causal model, so one forward of the \
+                     longest length's windows gives every length as their prefixes",
+                );
+            }
+        }
         inputs.push(input);
     }
     let gpu = Gpu::new(adapter)?;
@@ -327,14 +335,14 @@ pub fn print_table_labelled(rows: &[(String, &Summary)]) {
     }
 }
 
-/// A progress bar per context length.
+/// A progress bar per measured length, or per set of lengths measured together.
 #[derive(Default)]
 struct Bars {
     bar: Option<ProgressBar>,
 }
 
 impl sweep::Progress for Bars {
-    fn start_length(&mut self, n: usize, samples: usize) {
+    fn start_lengths(&mut self, lengths: &[usize], samples: usize) {
         let bar = ProgressBar::new(samples as u64);
         bar.set_style(
             ProgressStyle::with_template(
@@ -343,7 +351,11 @@ impl sweep::Progress for Bars {
             .unwrap()
             .progress_chars("=> "),
         );
-        bar.set_prefix(n.to_string());
+        bar.set_prefix(match lengths {
+            [n] => n.to_string(),
+            [first, .., last] => format!("{first}..{last} (prefixes of one forward)"),
+            [] => String::new(),
+        });
         self.bar = Some(bar);
     }
 
@@ -362,10 +374,13 @@ impl sweep::Progress for Bars {
             r.n,
             r.sites[0].variance,
             r.n_eff_mean,
-            if resumed {
-                "(resumed from disk)".to_string()
-            } else {
-                format!("{:.1} s", r.seconds)
+            match (resumed, r.prefix_of) {
+                (true, _) => "(resumed from disk)".to_string(),
+                (false, None) => format!("{:.1} s", r.seconds),
+                (false, Some(w)) => format!(
+                    "{:.1} s for every length together (prefixes of {w}-token windows)",
+                    r.seconds
+                ),
             }
         );
     }

@@ -47,7 +47,8 @@ impl Shard {
 
 /// Events of a running sweep, for a progress display.
 pub trait Progress {
-    fn start_length(&mut self, n: usize, samples: usize);
+    /// `lengths` are measured together (one length, or the prefixes of one set of windows).
+    fn start_lengths(&mut self, lengths: &[usize], samples: usize);
     fn samples_done(&mut self, done: usize);
     fn finish_length(&mut self, result: &LengthResult, resumed: bool);
 }
@@ -92,38 +93,69 @@ pub fn run_sweep(
     };
     let done = results::load_points(run_dir)?;
     results::check_run_points(run_dir, &header.config, &done)?;
-    for (i, &n) in cfg.lengths.iter().enumerate() {
-        if i % shard.count != shard.index {
-            continue;
+    // A model that allows it measures every pending length at once, on prefixes of windows
+    // of the grid's longest length, after the others are read back; otherwise each length
+    // is measured in turn.
+    let prefix_window = match &workload {
+        Workload::Model { model, suffix, .. } if run::measures_prefixes(model.config(), suffix) => {
+            cfg.lengths.iter().copied().max()
         }
-        if let Some(p) = done.iter().find(|p| p.n == n) {
-            progress.finish_length(p, true);
-            continue;
-        }
-        progress.start_length(n, cfg.samples);
+        _ => None,
+    };
+    let measure = |progress: &mut dyn Progress, lengths: &[usize], windows: run::Windows| {
+        progress.start_lengths(lengths, cfg.samples);
         let mut report = |d| progress.samples_done(d);
         gpu.tuner.take_plans_used();
-        let mut result = match &workload {
-            Workload::Attention(layer) => run::measure_length(gpu, cfg, layer, n, &mut report)?,
+        let measured = match &workload {
+            Workload::Attention(layer) => {
+                vec![run::measure_length(
+                    gpu,
+                    cfg,
+                    layer,
+                    lengths[0],
+                    &mut report,
+                )?]
+            }
             Workload::Model {
                 model,
                 layers,
                 corpus,
                 suffix,
-            } => run::measure_length_model(
+            } => run::measure_lengths_model(
                 gpu,
                 cfg,
                 model,
                 layers,
                 corpus.as_ref(),
                 suffix,
-                n,
+                lengths,
+                &windows,
                 &mut report,
             )?,
         };
-        result.kernels = gpu.tuner.take_plans_used();
-        results::write_json(&results::point_path(run_dir, n), &result)?;
-        progress.finish_length(&result, false);
+        let kernels = gpu.tuner.take_plans_used();
+        for mut result in measured {
+            result.kernels = kernels.clone();
+            results::write_json(&results::point_path(run_dir, result.n), &result)?;
+            progress.finish_length(&result, false);
+        }
+        Ok::<_, HostError>(())
+    };
+    let mut pending = Vec::new();
+    for (i, &n) in cfg.lengths.iter().enumerate() {
+        if i % shard.count != shard.index {
+            continue;
+        }
+        if let Some(p) = done.iter().find(|p| p.n == n) {
+            progress.finish_length(p, true);
+        } else if prefix_window.is_some() {
+            pending.push(n);
+        } else {
+            measure(progress, &[n], run::Windows::of_length(n))?;
+        }
+    }
+    if let (Some(window), false) = (prefix_window, pending.is_empty()) {
+        measure(progress, &pending, run::Windows::prefixes_of(window))?;
     }
     let header = record_finished_lengths(run_dir, header)?;
     summarise(run_dir, header)

@@ -295,6 +295,7 @@ mod tests {
             entropy_heads: vec![vec![f64::NAN]],
             seconds: 0.1,
             kernels: Default::default(),
+            prefix_of: None,
         };
         write_json(&point_path(dir.path(), 16), &point).unwrap();
         let back = load_points(dir.path()).unwrap();
@@ -336,6 +337,7 @@ mod tests {
             entropy_heads: vec![],
             seconds: 0.0,
             kernels: Default::default(),
+            prefix_of: None,
         }
     }
 

@@ -85,6 +85,11 @@ pub struct LengthResult {
     /// The kernel plan that measured this point, per kernel shape class (autotuned or not).
     #[serde(default)]
     pub kernels: std::collections::BTreeMap<String, String>,
+    /// Measured on the n-token prefixes of windows of this many tokens, together with the
+    /// sweep's other lengths (a causal model's `--probe last`); `seconds` is then the time
+    /// of that joint run. None: windows of n tokens, measured alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_of: Option<usize>,
 }
 
 /// Weights of the single attention layer of the controls, drawn from the sweep seed.
@@ -203,9 +208,11 @@ struct SiteAccumulator {
 }
 
 impl SiteAccumulator {
-    fn new(name: String, d: usize, cfg: &SweepConfig, n: usize, index: usize) -> Self {
+    /// `key` picks the bootstrap's stream with the site `index`: the length, or one key
+    /// shared by every length measured on the same windows.
+    fn new(name: String, d: usize, cfg: &SweepConfig, key: u64, index: usize) -> Self {
         let planted = matches!(cfg.process, Process::Planted { .. });
-        let stream = (1 << 40) + ((index as u64) << 32) + n as u64;
+        let stream = (1 << 40) + ((index as u64) << 32) + key;
         Self {
             name,
             moments: Moments::new(d),
@@ -319,7 +326,7 @@ pub fn measure_length(
     let (d, hd) = (layer.d, layer.d + 1);
     let mut sampler = Sampler::new(cfg.process.clone(), n, d).map_err(stats_error)?;
     let mut rng = stream_rng(cfg.seed, n as u64);
-    let mut site = SiteAccumulator::new("attn".into(), d, cfg, n, 0);
+    let mut site = SiteAccumulator::new("attn".into(), d, cfg, n as u64, 0);
     let mut spread = Spread::default();
     let up = |what, v: &[f32]| gpu.upload(what, v, precision);
     let (wq, wk, wv, qb) = (
@@ -408,128 +415,232 @@ pub fn measure_length(
         entropy_heads: Vec::new(),
         seconds: start.elapsed().as_secs_f64(),
         kernels: Default::default(),
+        prefix_of: None,
     })
 }
 
-/// Runs one context length of a whole model: every chosen layer's hidden state and
-/// attention output at the probe position are the sites. With `suffix` empty (`--probe
-/// last`) that is the last of the n context tokens; otherwise the suffix's ids follow the n
-/// context tokens of every sample (token models only) and the probe is the suffix's last
-/// token, at n + s - 1. The result is reported at the context length n.
+/// The stream of the windows that a prefix sweep cuts once for all its lengths (see
+/// [`measures_prefixes`]); per-length sweeps use the stream of the length.
+const PREFIX_STREAM: u64 = 1 << 48;
+
+/// Whether one forward per window measures every length at once: a causal model reading
+/// tokens, probed at the last context token (`--probe last`). The state at position n - 1 of
+/// a window is then that of its n-token prefix, so the windows of the longest length give
+/// every shorter one as well (the same windows at every n: paired samples).
+pub fn measures_prefixes(mc: &ModelConfig, suffix: &[u32]) -> bool {
+    mc.causal && mc.vocab > 0 && suffix.is_empty()
+}
+
+/// How the windows of a model sweep are cut: of one length each (`window` = that length), or
+/// once for every length as prefixes of `window` tokens (see [`measures_prefixes`]).
+pub struct Windows {
+    pub window: usize,
+    stream: u64,
+}
+
+impl Windows {
+    /// Windows of exactly n tokens, from the stream of n.
+    pub fn of_length(n: usize) -> Self {
+        Self {
+            window: n,
+            stream: n as u64,
+        }
+    }
+
+    /// Windows of `window` tokens whose prefixes give every length up to it. The draws do
+    /// not depend on which lengths are still to measure, so a resumed or sharded sweep
+    /// measures each length on the windows an uninterrupted one would.
+    pub fn prefixes_of(window: usize) -> Self {
+        Self {
+            window,
+            stream: PREFIX_STREAM,
+        }
+    }
+
+    fn are_prefixes(&self) -> bool {
+        self.stream == PREFIX_STREAM
+    }
+}
+
+/// Runs a whole model over `lengths` and returns one result per length: every chosen layer's
+/// hidden state and attention output at the probe position are the sites. With `suffix`
+/// empty (`--probe last`) that is the last of the n context tokens; otherwise the suffix's
+/// ids follow the n context tokens of every sample (token models only) and the probe is the
+/// suffix's last token, at n + s - 1. Each result is reported at its context length n.
+///
+/// Several lengths are measured together only on prefixes of `windows` (causal token models,
+/// `--probe last`): one forward of the longest pending length per batch, probed at every
+/// n - 1. Every length then sees the same windows, and the bootstrap gives a window the same
+/// Poisson weight at every length, so a replicate resamples windows, not points.
 #[allow(clippy::too_many_arguments)]
-pub fn measure_length_model(
+pub fn measure_lengths_model(
     gpu: &Gpu,
     cfg: &SweepConfig,
     model: &GpuModel,
     layers: &[usize],
     corpus: Option<&TokenizedCorpus>,
     suffix: &[u32],
-    n: usize,
+    lengths: &[usize],
+    windows: &Windows,
     progress: &mut dyn FnMut(usize),
-) -> Result<LengthResult> {
+) -> Result<Vec<LengthResult>> {
     let start = std::time::Instant::now();
     let mc = model.config().clone();
     let d = mc.d_model;
-    let mut rng = stream_rng(cfg.seed, n as u64);
-    let mut sampler = Sampler::new(cfg.process.clone(), n, d).map_err(stats_error)?;
-    let mut sites: Vec<SiteAccumulator> = layers
-        .iter()
-        .flat_map(|&l| [format!("L{l}.attn"), format!("L{l}.hidden")])
-        .enumerate()
-        .map(|(i, name)| SiteAccumulator::new(name, d, cfg, n, i))
-        .collect();
-    let mut spread: Vec<Spread> = layers.iter().map(|_| Spread::default()).collect();
-    // Per layer and head: n_eff and entropy of each head's probe row.
-    let mut heads: Vec<Vec<Spread>> = layers
-        .iter()
-        .map(|_| (0..mc.heads).map(|_| Spread::default()).collect())
-        .collect();
+    let prefixes = windows.are_prefixes();
+    if prefixes && !measures_prefixes(&mc, suffix) {
+        return Err(HostError::Config(
+            "several lengths from one window need a causal token model probed at its last \
+             token"
+                .into(),
+        ));
+    }
     if !suffix.is_empty() && mc.vocab == 0 {
         return Err(HostError::Config(
             "a suffix probe needs a token model: this model reads vectors".into(),
         ));
     }
-    // The forward length: the context, then the suffix.
-    let len = n + suffix.len();
-    let probe = [len - 1];
+    let longest = lengths.iter().copied().max().unwrap_or(0);
+    if longest == 0 || longest > windows.window || (!prefixes && lengths.len() > 1) {
+        return Err(HostError::Config(format!(
+            "lengths {lengths:?} do not fit windows of {} tokens",
+            windows.window
+        )));
+    }
+    let mut rng = stream_rng(cfg.seed, windows.stream);
+    // One accumulator per length and site ([length][site]); per length and layer the spread
+    // of attention, and per length, layer and head that of each head's probe row.
+    let mut sites: Vec<Vec<SiteAccumulator>> = lengths
+        .iter()
+        .map(|_| {
+            layers
+                .iter()
+                .flat_map(|&l| [format!("L{l}.attn"), format!("L{l}.hidden")])
+                .enumerate()
+                .map(|(i, name)| SiteAccumulator::new(name, d, cfg, windows.stream, i))
+                .collect()
+        })
+        .collect();
+    let mut spread: Vec<Vec<Spread>> = lengths
+        .iter()
+        .map(|_| layers.iter().map(|_| Spread::default()).collect())
+        .collect();
+    let mut heads: Vec<Vec<Vec<Spread>>> = lengths
+        .iter()
+        .map(|_| {
+            layers
+                .iter()
+                .map(|_| (0..mc.heads).map(|_| Spread::default()).collect())
+                .collect()
+        })
+        .collect();
+    // The forward length: the longest context, then the suffix; the probes, one per length.
+    let len = longest + suffix.len();
+    let probes: Vec<usize> = lengths.iter().map(|&n| n + suffix.len() - 1).collect();
+    let np = probes.len();
     let unigram = match &cfg.unigram {
         Some(w) => Some(WeightedIndex::new(w).map_err(stats_error)?),
         None => None,
     };
+    let (w, mut sampler) = (windows.window, None);
     let mut done = 0;
     while done < cfg.samples {
-        let b = model_batch_size(len, &mc).min(cfg.samples - done);
+        // Sized from the window, not the forward: the draws must not depend on the lengths.
+        let b = model_batch_size(w + suffix.len(), &mc).min(cfg.samples - done);
         let (states, labels) = if mc.vocab > 0 {
             // Windows of real text, or random ids: uniform, or from the unigram.
-            let context: Vec<u32> = match (corpus, &unigram) {
+            let drawn: Vec<u32> = match (corpus, &unigram) {
                 (Some(c), _) => c
-                    .windows(n, b, rng.random())
+                    .windows(w, b, rng.random())
                     .map_err(|e| HostError::Config(e.to_string()))?,
-                (None, Some(dist)) => (0..b * n).map(|_| dist.sample(&mut rng) as u32).collect(),
-                (None, None) => (0..b * n)
+                (None, Some(dist)) => (0..b * w).map(|_| dist.sample(&mut rng) as u32).collect(),
+                (None, None) => (0..b * w)
                     .map(|_| rng.random_range(0..mc.vocab as u32))
                     .collect(),
             };
-            let ids: Vec<u32> = if suffix.is_empty() {
-                context
-            } else {
-                context
-                    .chunks(n)
-                    .flat_map(|w| w.iter().chain(suffix).copied())
-                    .collect()
-            };
+            let ids: Vec<u32> = drawn
+                .chunks(w)
+                .flat_map(|win| win[..longest].iter().chain(suffix).copied())
+                .collect();
             let input = ForwardInput::Tokens {
                 ids: &ids,
                 batch: b,
                 n: len,
             };
-            (model.forward(gpu, &input, &probe)?, vec![0.0; b])
+            (model.forward(gpu, &input, &probes)?, vec![0.0; b])
         } else {
-            let (x, labels) = draw_inputs(&mut sampler, &mut rng, b, n, d)?;
-            let input = ForwardInput::Vectors { x: &x, batch: b, n };
-            (model.forward(gpu, &input, &probe)?, labels)
+            let sampler = match &mut sampler {
+                Some(s) => s,
+                None => {
+                    sampler.insert(Sampler::new(cfg.process.clone(), w, d).map_err(stats_error)?)
+                }
+            };
+            let (x, labels) = draw_inputs(sampler, &mut rng, b, w, d)?;
+            let input = ForwardInput::Vectors {
+                x: &x,
+                batch: b,
+                n: w,
+            };
+            (model.forward(gpu, &input, &probes)?, labels)
         };
-        for (k, &l) in layers.iter().enumerate() {
-            for (j, rows) in [&states.attn_out[l], &states.hidden[l]]
-                .into_iter()
-                .enumerate()
-            {
-                let t = gpu.upload("probe rows", rows, Precision::F32)?;
-                sites[2 * k + j].add(gpu, &t, rows, d, &labels)?;
-            }
-            // [batch, heads, 1 probe]
-            for (i, (ne, en)) in states.n_eff[l].iter().zip(&states.entropy[l]).enumerate() {
-                spread[k].add(*ne as f64, *en as f64);
-                heads[k][i % mc.heads].add(*ne as f64, *en as f64);
+        // Probe rows are [batch, probes, d]; spreads [batch, heads, probes].
+        let at = |all: &[f32], p: usize| -> Vec<f32> {
+            all.chunks(np * d)
+                .flat_map(|s| s[p * d..][..d].to_vec())
+                .collect()
+        };
+        for p in 0..np {
+            for (k, &l) in layers.iter().enumerate() {
+                for (j, all) in [&states.attn_out[l], &states.hidden[l]]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let rows = at(all, p);
+                    let t = gpu.upload("probe rows", &rows, Precision::F32)?;
+                    sites[p][2 * k + j].add(gpu, &t, &rows, d, &labels)?;
+                }
+                let spreads = states.n_eff[l].iter().zip(&states.entropy[l]);
+                for (i, (ne, en)) in spreads.enumerate().filter(|(i, _)| i % np == p) {
+                    spread[p][k].add(*ne as f64, *en as f64);
+                    heads[p][k][(i / np) % mc.heads].add(*ne as f64, *en as f64);
+                }
             }
         }
         done += b;
         progress(done);
     }
-    let first = &spread[0];
-    Ok(LengthResult {
-        n,
-        samples: cfg.samples,
-        sites: sites
-            .iter()
-            .map(|s| s.finish(cfg.seed ^ n as u64))
-            .collect::<Result<_>>()?,
-        n_eff_mean: first.mean(),
-        n_eff_se: first.se(),
-        n_eff_harmonic: first.harmonic(),
-        entropy_mean: first.entropy / first.count,
-        n_eff_layers: spread.iter().map(Spread::mean).collect(),
-        n_eff_heads: heads
-            .iter()
-            .map(|hs| hs.iter().map(Spread::mean).collect())
-            .collect(),
-        entropy_heads: heads
-            .iter()
-            .map(|hs| hs.iter().map(|h| h.entropy / h.count).collect())
-            .collect(),
-        seconds: start.elapsed().as_secs_f64(),
-        kernels: Default::default(),
-    })
+    let seconds = start.elapsed().as_secs_f64();
+    lengths
+        .iter()
+        .enumerate()
+        .map(|(p, &n)| {
+            let first = &spread[p][0];
+            Ok(LengthResult {
+                n,
+                samples: cfg.samples,
+                sites: sites[p]
+                    .iter()
+                    .map(|s| s.finish(cfg.seed ^ n as u64))
+                    .collect::<Result<_>>()?,
+                n_eff_mean: first.mean(),
+                n_eff_se: first.se(),
+                n_eff_harmonic: first.harmonic(),
+                entropy_mean: first.entropy / first.count,
+                n_eff_layers: spread[p].iter().map(Spread::mean).collect(),
+                n_eff_heads: heads[p]
+                    .iter()
+                    .map(|hs| hs.iter().map(Spread::mean).collect())
+                    .collect(),
+                entropy_heads: heads[p]
+                    .iter()
+                    .map(|hs| hs.iter().map(|h| h.entropy / h.count).collect())
+                    .collect(),
+                seconds,
+                kernels: Default::default(),
+                prefix_of: prefixes.then_some(w),
+            })
+        })
+        .collect()
 }
 
 /// Samples per forward batch: about 2^20 activations of width d_model per batch.

@@ -345,6 +345,7 @@ mod tests {
             entropy_heads: Vec::new(),
             seconds: 0.0,
             kernels: Default::default(),
+            prefix_of: None,
         }
     }
 
