@@ -36,6 +36,9 @@ enum Command {
     Hidden(cli::hidden::Args),
     /// Next-token loss along the context: windows of real text through a causal language model.
     Loss(cli::loss::Args),
+    /// In-context emergence: induction and few-shot tasks along the context, per-layer label
+    /// SNR and read-out accuracy, the model's own accuracy, and one threshold across them.
+    Emerge(cli::emerge::Args),
     /// The token ids a model's tokenizer gives a text (one line, space separated).
     Tokenize(cli::tokenize::Args),
     /// Fit L = E + A/N^alpha + B/D^beta (and with E = 0) to a CSV of training runs.
@@ -62,6 +65,7 @@ fn main() -> std::process::ExitCode {
         Command::Hidden(args) => cli::hidden::run(args, &adapter),
         Command::Tokenize(args) => cli::tokenize::run(args),
         Command::Loss(args) => cli::loss::run(args, &adapter),
+        Command::Emerge(args) => cli::emerge::run(args, &adapter),
         Command::Fit(args) => cli::fit::run(args),
     };
     match result {

@@ -267,6 +267,18 @@ pub fn fisher_snr(class_pos: &Moments, class_neg: &Moments) -> Result<f64, Stats
     Ok(between / within)
 }
 
+/// [`fisher_snr`] with the sampling noise of the class means taken out of the numerator:
+/// E||m_+ - m_-||^2 = ||mu_+ - mu_-||^2 + V_+/n_+ + V_-/n_-, so without the correction a
+/// label the state does not carry at all reads as about 2/n (0.06 with 32 samples per class
+/// against d = 576 dimensions). Unbiased for the squared distance; can be negative, which
+/// says the label is not measurably there.
+pub fn fisher_snr_debiased(class_pos: &Moments, class_neg: &Moments) -> Result<f64, StatsError> {
+    let raw = fisher_snr(class_pos, class_neg)?;
+    let (vp, vn) = (class_pos.trace_variance(), class_neg.trace_variance());
+    let noise = vp / class_pos.count as f64 + vn / class_neg.count as f64;
+    Ok(raw - noise / (vp + vn))
+}
+
 /// (n_eff, entropy) of one attention row: n_eff = 1 / sum a^2, H = -sum a ln a (0 ln 0 = 0).
 /// The weights are renormalised to sum to 1 first, so f32 rounding of a softmax does not bias
 /// either number. Returns (NaN, NaN) for an empty row, a negative or non-finite weight, or a
@@ -599,6 +611,29 @@ mod tests {
         let f = fisher_snr(&pos, &neg).unwrap();
         assert!((f - 9.0 / 16.0).abs() < 0.01, "{f}");
         assert!(fisher_snr(&pos, &Moments::default()).is_err());
+    }
+
+    /// Two classes of one distribution (no label in the state): the raw ratio averages about
+    /// 1/n, the debiased one about 0.
+    #[test]
+    fn debiased_fisher_snr_reads_zero_without_a_label() {
+        let mut rng = ChaCha8Rng::seed_from_u64(16);
+        let (d, n, reps) = (64, 16, 400);
+        let zero = vec![0.0; d];
+        let (mut raw, mut debiased) = (0.0, 0.0);
+        for _ in 0..reps {
+            let (mut pos, mut neg) = (Moments::default(), Moments::default());
+            for r in gaussian_rows(&mut rng, n, &zero, 1.0) {
+                pos.push(&r).unwrap();
+            }
+            for r in gaussian_rows(&mut rng, n, &zero, 1.0) {
+                neg.push(&r).unwrap();
+            }
+            raw += fisher_snr(&pos, &neg).unwrap() / reps as f64;
+            debiased += fisher_snr_debiased(&pos, &neg).unwrap() / reps as f64;
+        }
+        assert!((raw - 1.0 / n as f64).abs() < 0.005, "raw {raw}");
+        assert!(debiased.abs() < 0.005, "debiased {debiased}");
     }
 
     #[test]

@@ -216,6 +216,22 @@ impl GpuModel {
         Ok((scores, plan))
     }
 
+    /// Scores final states `x` [rows, d] (a forward's `final_norm` probes, or its last
+    /// `hidden` for a post-norm model) against the output embedding for `targets`: (lse, nll,
+    /// entropy, top1) per row, as in [`Self::next_token_loss`].
+    pub fn score_states(&self, gpu: &Gpu, x: &[f32], targets: &[u32]) -> Result<Vec<f32>> {
+        let head = self.output_embedding().ok_or_else(|| {
+            model_error(ModelError::Missing(
+                "an output embedding (this model has no language-model head)".into(),
+            ))
+        })?;
+        let d = self.config.d_model;
+        let t = gpu.upload("final states", x, self.precision)?;
+        let out = gpu.nan_tensor("scores", targets.len() * 4, Precision::F32)?;
+        kernels::lm_head_loss(gpu, &t, head, targets, d, &out)?;
+        gpu.download(&out)
+    }
+
     pub fn config(&self) -> &ceiling_core::model::ModelConfig {
         &self.config
     }
