@@ -16,9 +16,11 @@
 //!   AICc, because with 4-8 points plain AIC hardly charges for the extra parameter. Leaving
 //!   the pedestal out biases the exponent small; `alpha_shift` shows by how much.
 
-use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason};
+use argmin::core::{Executor, State, TerminationReason};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
+
+use crate::optimise::{Argmin, Objective};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -352,29 +354,11 @@ fn huber(r: f64) -> f64 {
     }
 }
 
-impl CostFunction for Problem<'_> {
-    type Param = Vec<f64>;
-    type Output = f64;
-    fn cost(&self, p: &Vec<f64>) -> Result<f64, argmin::core::Error> {
-        let (c, _) = self.eval(&self.full(p), false);
-        if c.is_finite() {
-            Ok(c)
-        } else {
-            Err(argmin::core::Error::msg("non-finite objective"))
-        }
-    }
-}
-
-impl Gradient for Problem<'_> {
-    type Param = Vec<f64>;
-    type Gradient = Vec<f64>;
-    fn gradient(&self, p: &Vec<f64>) -> Result<Vec<f64>, argmin::core::Error> {
-        let (_, g) = self.eval(&self.full(p), true);
-        if g.iter().all(|v| v.is_finite()) {
-            Ok(self.free.iter().map(|&i| g[i]).collect())
-        } else {
-            Err(argmin::core::Error::msg("non-finite gradient"))
-        }
+impl Objective for Problem<'_> {
+    /// Over the free parameters only.
+    fn evaluate(&self, p: &[f64], gradient: bool) -> (f64, Vec<f64>) {
+        let (c, g) = self.eval(&self.full(p), gradient);
+        (c, self.free.iter().map(|&i| g[i]).collect())
     }
 }
 
@@ -408,7 +392,7 @@ fn minimise(model: &Model, data: &Data, start: &[f64], free: &[usize]) -> Option
         .ok()?
         .with_tolerance_cost(1e-13)
         .ok()?;
-    let (p, reason) = match Executor::new(problem, solver)
+    let (p, reason) = match Executor::new(Argmin(problem), solver)
         .configure(|s| s.param(p0.clone()).max_iters(MAX_ITERS))
         .timer(false)
         .run()

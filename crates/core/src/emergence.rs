@@ -27,9 +27,11 @@
 //!   group's own interval overlaps the shared one; the thresholds differ when AICc prefers the
 //!   separate fits and the likelihood-ratio p-value is below 0.05; anything else is undecided.
 
-use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason};
+use argmin::core::{Executor, State, TerminationReason};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
+
+use crate::optimise::{Argmin, Objective};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Level of the theta intervals.
@@ -285,29 +287,9 @@ impl Problem<'_> {
     }
 }
 
-impl CostFunction for Problem<'_> {
-    type Param = Vec<f64>;
-    type Output = f64;
-    fn cost(&self, p: &Vec<f64>) -> Result<f64, argmin::core::Error> {
-        let (c, _) = self.eval(p);
-        if c.is_finite() {
-            Ok(c)
-        } else {
-            Err(argmin::core::Error::msg("non-finite objective"))
-        }
-    }
-}
-
-impl Gradient for Problem<'_> {
-    type Param = Vec<f64>;
-    type Gradient = Vec<f64>;
-    fn gradient(&self, p: &Vec<f64>) -> Result<Vec<f64>, argmin::core::Error> {
-        let (_, g) = self.eval(p);
-        if g.iter().all(|v| v.is_finite()) {
-            Ok(g)
-        } else {
-            Err(argmin::core::Error::msg("non-finite gradient"))
-        }
+impl Objective for Problem<'_> {
+    fn evaluate(&self, p: &[f64], _gradient: bool) -> (f64, Vec<f64>) {
+        self.eval(p)
     }
 }
 
@@ -328,7 +310,7 @@ fn lbfgs(problem: Problem, p0: Vec<f64>) -> Option<(Vec<f64>, Option<Termination
         .with_tolerance_cost(1e-13)
         .ok()?;
     Some(
-        match Executor::new(problem, solver)
+        match Executor::new(Argmin(problem), solver)
             .configure(|s| s.param(p0.clone()).max_iters(MAX_ITERS))
             .timer(false)
             .run()

@@ -9,6 +9,7 @@ pub mod kernel;
 pub mod memory;
 pub mod model;
 pub mod nonfinite;
+pub mod optimise;
 pub mod process;
 pub mod reference;
 pub mod stats;
