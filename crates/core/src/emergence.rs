@@ -598,13 +598,38 @@ pub fn threshold_report(
 ) -> Result<ThresholdReport, EmergenceError> {
     check_chance(chance)?;
     check_counts(points)?;
-    let mut names: Vec<&str> = Vec::new();
+    let mut all_names: Vec<&str> = Vec::new();
     for pt in points {
-        if !names.contains(&pt.group.as_str()) {
-            names.push(&pt.group);
+        if !all_names.contains(&pt.group.as_str()) {
+            all_names.push(&pt.group);
         }
     }
-    let (all_idx, all_left_out) = split_usable(points.iter().enumerate());
+    // A group with too few usable points cannot have its own fit; it leaves the comparison
+    // (and the shared fit, so that both fits see the same points) and is named.
+    let usable_in = |name: &str| {
+        split_usable(points.iter().enumerate().filter(|(_, p)| p.group == name))
+            .0
+            .len()
+    };
+    let (names, dropped): (Vec<&str>, Vec<&str>) = all_names
+        .iter()
+        .partition(|name| usable_in(name) >= MIN_POINTS);
+    if names.is_empty() {
+        return Err(EmergenceError::TooFewPoints {
+            what: format!(
+                "every group ({}): fewer than {MIN_POINTS} usable points each",
+                dropped.join(", ")
+            ),
+            usable: 0,
+            left_out: points.len(),
+        });
+    }
+    let (all_idx, all_left_out) = split_usable(
+        points
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| names.contains(&p.group.as_str())),
+    );
     let (shared_data, shared_solved, shared) =
         fit_indices(points, &all_idx, all_left_out, chance, "all points")?;
     let shared_theta_ci = profile_interval(&shared_data, chance, &shared_solved);
@@ -641,16 +666,22 @@ pub fn threshold_report(
         .filter(|(_, _, ci)| !overlaps(*ci, shared_theta_ci))
         .map(|(name, _, ci)| format!("{name} [{:.4}, {:.4}]", ci.0, ci.1))
         .collect();
-    let note = if misses.is_empty() {
-        String::new()
-    } else {
-        format!(
+    let mut notes = Vec::new();
+    if !misses.is_empty() {
+        notes.push(format!(
             "theta intervals that miss the shared theta's [{:.4}, {:.4}]: {}",
             shared_theta_ci.0,
             shared_theta_ci.1,
             misses.join(", ")
-        )
-    };
+        ));
+    }
+    if !dropped.is_empty() {
+        notes.push(format!(
+            "left out, fewer than {MIN_POINTS} points with SNR > 0: {}",
+            dropped.join(", ")
+        ));
+    }
+    let note = notes.join("; ");
 
     let all_converged = shared.converged && per_group.iter().all(|(_, f, _)| f.converged);
     let one_threshold = match (aicc_shared, aicc_separate) {
@@ -1115,15 +1146,26 @@ mod tests {
                 ..
             })
         ));
-        // A group with too few points is named.
+        // A group with too few points leaves the comparison, named, and the others' fits
+        // are those without it; with no group left the report is refused, naming them.
         let mut mixed = pts.clone();
-        mixed.push(AccuracyPoint {
+        let lone = AccuracyPoint {
             group: "fewshot/L1".into(),
             snr: 1.0,
             correct: 5,
             trials: 10,
-        });
-        match threshold_report(&mixed, 0.5) {
+        };
+        mixed.push(lone.clone());
+        let with = threshold_report(&mixed, 0.5).unwrap();
+        let without = threshold_report(&pts, 0.5).unwrap();
+        assert!(
+            with.note.contains("left out") && with.note.contains("fewshot/L1"),
+            "{}",
+            with.note
+        );
+        assert_eq!(with.shared, without.shared);
+        assert_eq!(with.per_group.len(), 1);
+        match threshold_report(&[lone], 0.5) {
             Err(e @ EmergenceError::TooFewPoints { .. }) => {
                 assert!(e.to_string().contains("fewshot/L1"), "{e}")
             }
