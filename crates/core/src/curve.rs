@@ -16,11 +16,9 @@
 //!   AICc, because with 4-8 points plain AIC hardly charges for the extra parameter. Leaving
 //!   the pedestal out biases the exponent small; `alpha_shift` shows by how much.
 
-use argmin::core::{Executor, State, TerminationReason};
-use argmin::solver::linesearch::MoreThuenteLineSearch;
-use argmin::solver::quasinewton::LBFGS;
+use argmin::core::TerminationReason;
 
-use crate::optimise::{Argmin, Objective};
+use crate::optimise::{lbfgs, Objective};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -387,24 +385,8 @@ fn minimise(model: &Model, data: &Data, start: &[f64], free: &[usize]) -> Option
     if !c0.is_finite() {
         return None;
     }
-    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
-        .with_tolerance_grad(GRAD_TOL * 0.1)
-        .ok()?
-        .with_tolerance_cost(1e-13)
-        .ok()?;
-    let (p, reason) = match Executor::new(Argmin(problem), solver)
-        .configure(|s| s.param(p0.clone()).max_iters(MAX_ITERS))
-        .timer(false)
-        .run()
-    {
-        Ok(res) => {
-            let st = res.state();
-            let p = st.get_best_param().cloned().unwrap_or(p0);
-            (p, st.get_termination_reason().cloned())
-        }
-        // A failure while evaluating the start itself: keep the start, not converged.
-        Err(_) => (p0, None),
-    };
+    // A failure while evaluating the start itself keeps the start, not converged.
+    let (p, reason) = lbfgs(problem, p0, GRAD_TOL * 0.1, MAX_ITERS)?;
     let problem = Problem {
         model,
         data,

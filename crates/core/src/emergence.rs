@@ -27,11 +27,9 @@
 //!   group's own interval overlaps the shared one; the thresholds differ when AICc prefers the
 //!   separate fits and the likelihood-ratio p-value is below 0.05; anything else is undecided.
 
-use argmin::core::{Executor, State, TerminationReason};
-use argmin::solver::linesearch::MoreThuenteLineSearch;
-use argmin::solver::quasinewton::LBFGS;
+use argmin::core::TerminationReason;
 
-use crate::optimise::{Argmin, Objective};
+use crate::optimise::{lbfgs, Objective};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Level of the theta intervals.
@@ -301,30 +299,6 @@ struct Solved {
     converged: bool,
 }
 
-/// L-BFGS from `p0`: the best parameters and why it stopped; a run that fails at the start
-/// returns the start and no reason. None only if the solver cannot be configured.
-fn lbfgs(problem: Problem, p0: Vec<f64>) -> Option<(Vec<f64>, Option<TerminationReason>)> {
-    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
-        .with_tolerance_grad(GRAD_TOL * 0.1)
-        .ok()?
-        .with_tolerance_cost(1e-13)
-        .ok()?;
-    Some(
-        match Executor::new(Argmin(problem), solver)
-            .configure(|s| s.param(p0.clone()).max_iters(MAX_ITERS))
-            .timer(false)
-            .run()
-        {
-            Ok(res) => {
-                let st = res.state();
-                let p = st.get_best_param().cloned().unwrap_or(p0);
-                (p, st.get_termination_reason().cloned())
-            }
-            Err(_) => (p0, None),
-        },
-    )
-}
-
 /// L-BFGS over (ln theta, ln slope) from `start`.
 fn minimise(data: &Data, chance: f64, start: [f64; 2]) -> Option<Solved> {
     let problem = Problem {
@@ -335,7 +309,7 @@ fn minimise(data: &Data, chance: f64, start: [f64; 2]) -> Option<Solved> {
     if !problem.eval(&start).0.is_finite() {
         return None;
     }
-    let (p, reason) = lbfgs(problem, start.to_vec())?;
+    let (p, reason) = lbfgs(problem, start.to_vec(), GRAD_TOL * 0.1, MAX_ITERS)?;
     let p = [p[0], p[1]];
     let (cost, g) = Problem {
         data,
@@ -399,7 +373,7 @@ fn profile(data: &Data, chance: f64, log_theta: f64, starts: &[f64]) -> (f64, f6
             chance,
             fixed_log_theta: Some(log_theta),
         };
-        if let Some((p, _)) = lbfgs(problem, vec![s]) {
+        if let Some((p, _)) = lbfgs(problem, vec![s], GRAD_TOL * 0.1, MAX_ITERS) {
             let ll = log_likelihood_kernel(data, chance, &[log_theta, p[0]]).0;
             if ll > best.0 {
                 best = (ll, p[0]);
