@@ -176,10 +176,7 @@ fn bench(rest: &[String]) -> Result<()> {
 /// peers/Cargo.toml` with the arguments after `--peers`, then `ceiling report` over the folder
 /// of its JSON.
 fn peers(rest: &[String]) -> Result<()> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask has no parent folder")?
-        .to_path_buf();
+    let root = repo_root()?;
     let mut folder = root.join("benches").join("results");
     let mut passed: Vec<String> = Vec::new();
     let mut args = rest.iter();
@@ -300,9 +297,13 @@ fn cargo_test(args: &[&str], env: &[(&str, &str)], rest: &[String]) -> Result<()
     Ok(())
 }
 
-/// The repository's root folder (xtask's parent).
+/// The repository's root folder (xtask's parent). `cargo run` names xtask's folder at run
+/// time; the path compiled in is only the fallback, since a binary built in another checkout
+/// that shares the target folder would otherwise work on that checkout.
 fn repo_root() -> Result<PathBuf> {
-    Ok(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    Ok(PathBuf::from(manifest_dir)
         .parent()
         .context("xtask has no parent folder")?
         .to_path_buf())
