@@ -854,12 +854,16 @@ pub fn compare_curves(
     let (m1, b1) = fit_single(&data, Form::Pedestal)?;
     let power_law = curve_fit(Form::PowerLaw, &m0, &data, &b0, &reps);
     let pedestal = curve_fit(Form::Pedestal, &m1, &data, &b1, &reps);
-    let (choice, reason) = decide(
+    let (mut choice, mut reason) = decide(
         power_law.aicc,
         power_law.converged,
         pedestal.aicc,
         pedestal.converged,
     );
+    if let Some(step) = pedestal.step_note() {
+        choice = Choice::Undecided;
+        reason = format!("undecided: {step}");
+    }
     Ok(CurveComparison {
         alpha_shift: pedestal.alpha - power_law.alpha,
         power_law,
@@ -869,13 +873,43 @@ pub fn compare_curves(
     })
 }
 
+/// The largest |alpha| read as a power law. A fit beyond it changes by a factor of more than
+/// 2^4 = 16 between two points a doubling apart: a step at one grid point, which three
+/// parameters can place through any short curve, not a law across the grid. No quantity this
+/// tool fits is expected near it (1/n is alpha 1).
+pub const MAX_RESOLVED_ALPHA: f64 = 4.0;
+
+impl CurveFit {
+    /// Why this pedestal fit is a step rather than a power law on its grid, or None. A
+    /// pedestal fit with |alpha| > [`MAX_RESOLVED_ALPHA`] matches a short curve by letting its
+    /// decaying term vanish (or blow up) between two neighbouring points; its alpha, and the
+    /// shift from the power law, then say nothing about how the curve falls.
+    pub fn step_note(&self) -> Option<String> {
+        (self.form == Form::Pedestal && self.alpha.abs() > MAX_RESOLVED_ALPHA).then(|| {
+            format!(
+                "the pedestal fit is a step, not a power law (alpha {:.1}, beyond +-{}), so \
+                 its alpha and the shift mean nothing on this grid",
+                self.alpha, MAX_RESOLVED_ALPHA
+            )
+        })
+    }
+}
+
 impl CurveComparison {
     /// Both fits side by side (one row each, 95% intervals in brackets when there are any),
     /// the shift in alpha the pedestal makes, and the choice: what every report shows.
     pub fn report(&self, x: &str) -> String {
+        // Fixed point for ordinary magnitudes; a degenerate fit's A of 1e50 in exponent form.
+        let num = |v: f64| {
+            if v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
+                format!("{v:.4e}")
+            } else {
+                format!("{v:.4}")
+            }
+        };
         let cell = |v: f64, b: Option<Bounds>| match b {
-            Some(b) => format!("{v:.4} [{:.4}, {:.4}]", b.lo, b.hi),
-            None => format!("{v:.4}"),
+            Some(b) => format!("{} [{}, {}]", num(v), num(b.lo), num(b.hi)),
+            None => num(v),
         };
         let mut rows = vec![[
             "form".to_string(),
@@ -902,8 +936,13 @@ impl CurveComparison {
             out += "(!) did not converge: values are the best reached\n";
         }
         out += &format!(
-            "the pedestal shifts alpha by {:+.4} (pedestal - power law)\n",
-            self.alpha_shift
+            "the pedestal shifts alpha by {:+.4} (pedestal - power law){}\n",
+            self.alpha_shift,
+            if self.pedestal.step_note().is_some() {
+                "; not a measure here, see the choice"
+            } else {
+                ""
+            }
         );
         let choice = match self.choice {
             Choice::WithPedestal => "with pedestal",

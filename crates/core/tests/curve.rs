@@ -90,6 +90,30 @@ fn four_points_leave_the_choice_undecided() {
     assert!(c.reason.contains("undecided"), "{}", c.reason);
 }
 
+/// A curve flat but for its first point: the pedestal form fits it as a step (alpha far
+/// beyond any power law on the grid), and that must not win the choice or pass as an exponent.
+#[test]
+fn a_step_is_not_read_as_a_pedestal_power_law() {
+    let p: Vec<(f64, f64)> = [2.0, 1.0, 1.01, 0.99, 1.0, 1.005]
+        .iter()
+        .enumerate()
+        .map(|(i, &y)| (16.0 * 2f64.powi(i as i32), y))
+        .collect();
+    let c = compare_curves(&p, &[]).unwrap();
+    eprintln!("{}", c.report("n"));
+    assert!(
+        c.pedestal.alpha > MAX_RESOLVED_ALPHA,
+        "{}",
+        c.pedestal.alpha
+    );
+    assert!(c.pedestal.step_note().is_some());
+    assert_eq!(c.choice, Choice::Undecided);
+    assert!(c.reason.contains("a step"), "{}", c.reason);
+    // A real pedestal curve (alpha 0.5) is not flagged.
+    let c = compare_curves(&curve(2.0, 30.0, 0.5, 0.01, 0, 10), &[]).unwrap();
+    assert!(c.pedestal.step_note().is_none());
+}
+
 #[test]
 fn a_rising_curve_gives_a_negative_exponent() {
     let p = curve(0.0, 2.0, -0.3, 0.01, 3, 8);
