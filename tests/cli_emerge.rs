@@ -10,7 +10,7 @@ use ceiling_core::model::{load_model, reference, ForwardInput};
 use ceiling_core::stats::{fisher_snr_debiased, Moments};
 use ceiling_host::emergence::{draw_sample, Task, TaskTokens};
 use common::text::llama_gguf_with_tokenizer;
-use common::{run_ceiling, stderr_of};
+use common::{assert_refused, run_ceiling, stderr_of};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -123,12 +123,7 @@ fn emerge_measures_what_the_f64_forward_of_its_samples_gives() {
         report["points"]
     );
     let o = emerge(&model, &out, &["--lengths", "8", "--samples", "32"]);
-    assert!(!o.status.success());
-    assert!(
-        stderr_of(&o).contains("another configuration"),
-        "{}",
-        stderr_of(&o)
-    );
+    assert_refused(&o, &["another configuration"]);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use ceiling_core::model::{load_model, reference, ForwardInput};
 use ceiling_core::stats::Moments;
 use ceiling_core::text::TokenizedCorpus;
 use common::text::{gpt2_dir_with_tokenizer, llama_gguf_with_tokenizer};
-use common::{run_ceiling, stderr_of};
+use common::{assert_refused, run_ceiling, stderr_of};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -118,12 +118,12 @@ fn a_suffix_sweep_runs_records_its_probe_and_refuses_another_probe() {
     assert!(again.status.success(), "{}", stderr_of(&again));
     let last = ["--text", text, "--lengths", "8,16,32", "--probe", "last"];
     let o = sweep(&model, &out, &last);
-    assert!(!o.status.success());
-    let err = stderr_of(&o);
-    assert!(err.contains("another configuration"), "{err}");
-    assert!(
-        err.contains(&format!("probe \"{probe}\" -> \"last\" (--probe)")),
-        "{err}"
+    assert_refused(
+        &o,
+        &[
+            "another configuration",
+            &format!("probe \"{probe}\" -> \"last\" (--probe)"),
+        ],
     );
 
     // A run.json written before --probe existed reads as `last`: the default resumes it,
@@ -143,12 +143,7 @@ fn a_suffix_sweep_runs_records_its_probe_and_refuses_another_probe() {
         &old,
         &["--text", text, "--lengths", "8", "--probe", &probe],
     );
-    assert!(!o.status.success());
-    assert!(
-        stderr_of(&o).contains(&format!("probe \"last\" -> \"{probe}\" (--probe)")),
-        "{}",
-        stderr_of(&o)
-    );
+    assert_refused(&o, &[&format!("probe \"last\" -> \"{probe}\" (--probe)")]);
 
     // Random ids as the context (no --text): the suffix follows them.
     let ids = dir.path().join("ids");
@@ -371,12 +366,7 @@ fn bad_probes_are_refused_before_any_gpu_work() {
     let text = root.to_str().unwrap();
     let out = dir.path().join("out");
     let refused = |model: &Path, extra: &[&str], want: &[&str]| {
-        let o = sweep(model, &out, extra);
-        assert!(!o.status.success(), "{extra:?} ran");
-        let err = stderr_of(&o);
-        for w in want {
-            assert!(err.contains(w), "{extra:?}: {w:?} not in {err}");
-        }
+        assert_refused(&sweep(model, &out, extra), want);
         assert!(!out.exists(), "{extra:?} wrote results");
     };
     let with = |lengths: &str, p: &str| -> Vec<String> {
@@ -454,12 +444,7 @@ fn bad_probes_are_refused_before_any_gpu_work() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(!o.status.success());
-    assert!(
-        stderr_of(&o).contains("needs a model with a tokenizer"),
-        "{}",
-        stderr_of(&o)
-    );
+    assert_refused(&o, &["needs a model with a tokenizer"]);
     assert!(!out.exists());
 
     // The controls have no tokens to append a suffix to.
@@ -474,11 +459,6 @@ fn bad_probes_are_refused_before_any_gpu_work() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(!o.status.success());
-    assert!(
-        stderr_of(&o).contains("belongs to --preset model"),
-        "{}",
-        stderr_of(&o)
-    );
+    assert_refused(&o, &["belongs to --preset model"]);
     assert!(!out.exists());
 }

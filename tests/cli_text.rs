@@ -7,7 +7,7 @@ use std::path::Path;
 
 use ceiling_core::model::load_model;
 use common::text::llama_gguf_with_tokenizer;
-use common::{run_ceiling, stderr_of};
+use common::{assert_refused, run_ceiling, stderr_of};
 
 /// Three documents of a few hundred tokens, in a folder with a subfolder.
 fn corpus(dir: &Path) -> std::path::PathBuf {
@@ -96,8 +96,7 @@ fn hidden_reads_windows_of_text_and_reports_the_loss() {
     // Longer than every document: refused before any GPU work, the old file kept.
     std::fs::remove_file(&out).unwrap();
     let o = run("5000");
-    assert!(!o.status.success());
-    assert!(stderr_of(&o).contains("no document"), "{}", stderr_of(&o));
+    assert_refused(&o, &["no document"]);
     assert!(!out.exists());
 }
 
@@ -177,6 +176,5 @@ fn sweep_of_a_model_on_text_records_its_corpus_and_refuses_a_changed_one() {
         "--out",
         o2.to_str().unwrap(),
     ]);
-    assert!(!o.status.success());
-    assert!(stderr_of(&o).contains("tokenizer"), "{}", stderr_of(&o));
+    assert_refused(&o, &["tokenizer"]);
 }

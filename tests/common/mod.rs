@@ -137,3 +137,18 @@ pub fn run_ceiling(args: &[&str]) -> std::process::Output {
 pub fn stderr_of(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Asserts that a run was refused cleanly: exit status 1 (ceiling's refusal) or 2 (the
+/// argument parser's), no panic, and a message naming every one of `needles`.
+pub fn assert_refused(o: &std::process::Output, needles: &[&str]) {
+    let err = stderr_of(o);
+    assert!(
+        matches!(o.status.code(), Some(1) | Some(2)),
+        "expected a refusal (exit 1 or 2), got {:?}: {err}",
+        o.status.code()
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+}
