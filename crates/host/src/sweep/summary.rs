@@ -304,6 +304,7 @@ fn verdict(
         Some(e) => format!("faster than the expected {e:.3}"),
         None if s.ci.covers(-1.0) => "consistent with 1/n".into(),
         None if s.ci.covers(0.0) => "no decay (slope ~ 0)".into(),
+        None if s.ci.lo.is_some_and(|lo| lo > 0.0) => "grows with n".into(),
         None if s.slope > -1.0 => "slower than 1/n".into(),
         None => "faster than 1/n".into(),
     };
@@ -433,6 +434,13 @@ mod tests {
             ci: Ci::new(-0.05, 0.01),
         };
         assert_eq!(verdict(Ok(&flat), None, None), "no decay (slope ~ 0)");
+        // An interval wholly above 0 is growth, not a slow decay.
+        let rising = Slope {
+            slope: 0.2,
+            intercept: 0.0,
+            ci: Ci::new(0.1, 0.3),
+        };
+        assert_eq!(verdict(Ok(&rising), None, None), "grows with n");
     }
 
     /// The clt control's expectation on 16..2048 is a little above -1 (n_eff / n drifts).
