@@ -382,10 +382,15 @@ fn threshold_text(t: &ThresholdReport) -> String {
         Verdict::Undecided => "undecided",
     };
     lines.push(format!(
-        "  AICc shared {} vs per group {}, likelihood-ratio p {:.3}: {verdict}{}",
+        "  AICc shared {} vs per group {}, likelihood-ratio p {}: {verdict}{}",
         fmt(t.aicc_shared),
         fmt(t.aicc_separate),
-        t.lr_p_value,
+        // A p of 1e-9 is not "0.000".
+        if t.lr_p_value < 1e-3 {
+            format!("{:.1e}", t.lr_p_value)
+        } else {
+            format!("{:.3}", t.lr_p_value)
+        },
         if t.note.is_empty() {
             String::new()
         } else {

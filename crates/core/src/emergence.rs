@@ -23,9 +23,10 @@
 //! - Verdict. A threshold reading of emergence predicts one theta across layers and tasks, so
 //!   one shared (theta, slope) is compared with a separate (theta, slope) per group, by AICc
 //!   (AIC with the small-sample correction, since a group has only a handful of points) and a
-//!   likelihood-ratio test. One threshold fits when AICc prefers the shared fit and every
-//!   group's own interval overlaps the shared one; the thresholds differ when AICc prefers the
-//!   separate fits and the likelihood-ratio p-value is below 0.05; anything else is undecided.
+//!   likelihood-ratio test. One threshold fits when AICc prefers the shared fit, every
+//!   group's own interval overlaps the shared one and the likelihood-ratio test does not
+//!   reject it at 5%; the thresholds differ when AICc prefers the separate fits and the
+//!   likelihood-ratio p-value is below 0.05; anything else is undecided.
 
 use argmin::core::TerminationReason;
 
@@ -655,6 +656,14 @@ pub fn threshold_report(
             dropped.join(", ")
         ));
     }
+    let aicc_prefers_shared = matches!((aicc_shared, aicc_separate), (Some(a), Some(b)) if a <= b);
+    if g > 1 && aicc_prefers_shared && lr_p_value < LR_ALPHA {
+        notes.push(format!(
+            "AICc prefers one threshold but the likelihood-ratio test rejects it (p {lr_p_value:.2e}): \
+             the AICc's small-sample penalty on {} parameters outweighs a real difference",
+            PARAMS * g
+        ));
+    }
     let note = notes.join("; ");
 
     let all_converged = shared.converged && per_group.iter().all(|(_, f, _)| f.converged);
@@ -662,7 +671,9 @@ pub fn threshold_report(
         // One group has nothing to compare; an unconverged fit's likelihood is no maximum.
         _ if g < 2 || !all_converged => Verdict::Undecided,
         (Some(a_sh), Some(a_sep)) => {
-            if a_sh <= a_sep && misses.is_empty() {
+            // Both tests must agree: the AICc's small-sample penalty can prefer the shared
+            // fit while the likelihood ratio rejects it.
+            if a_sh <= a_sep && misses.is_empty() && lr_p_value >= LR_ALPHA {
                 Verdict::OneThresholdFits
             } else if a_sep < a_sh && lr_p_value < LR_ALPHA {
                 Verdict::ThresholdsDiffer
@@ -970,6 +981,38 @@ mod tests {
         assert!(
             r.note.contains("induction/L2") || r.note.contains("fewshot/L5"),
             "note: {}",
+            r.note
+        );
+    }
+
+    /// Eight groups of three points, thetas 0.8 and 2.5 alternating, 16 trials each (exact
+    /// expected counts): no group's interval misses the shared one and the AICc, penalising
+    /// 16 parameters on 24 points, prefers one threshold, yet the likelihood ratio rejects
+    /// it. The verdict must not say that one threshold fits.
+    #[test]
+    fn aicc_for_one_threshold_against_the_likelihood_ratio_is_undecided() {
+        let mut pts = Vec::new();
+        for g in 0..8 {
+            let theta = if g % 2 == 0 { 0.8 } else { 2.5 };
+            for snr in [0.3, 1.0, 3.0] {
+                let trials = 16;
+                let p = truth(snr, theta, TRUE_SLOPE, 0.5);
+                pts.push(AccuracyPoint {
+                    group: format!("g{g}"),
+                    snr,
+                    correct: (p * trials as f64).round() as u64,
+                    trials,
+                });
+            }
+        }
+        let r = threshold_report(&pts, 0.5).unwrap();
+        assert!(r.aicc_shared.unwrap() < r.aicc_separate.unwrap());
+        assert!(r.lr_p_value < LR_ALPHA, "p {}", r.lr_p_value);
+        assert!(!r.note.contains("miss"), "{}", r.note);
+        assert_eq!(r.one_threshold, Verdict::Undecided);
+        assert!(
+            r.note.contains("likelihood-ratio test rejects"),
+            "{}",
             r.note
         );
     }
