@@ -138,9 +138,12 @@ impl Files {
             "no summary line: {}",
             run.stdout
         );
-        let mut tmp = self.output.as_os_str().to_owned();
-        tmp.push(".tmp");
-        assert!(!Path::new(&tmp).exists(), "temporary output left behind");
+        let left: Vec<_> = std::fs::read_dir(self.output.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.contains(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "temporary output left behind: {left:?}");
         read_output(&self.output)
     }
 

@@ -209,9 +209,8 @@ pub fn run(files: &[PathBuf], out: &Path) -> Result<()> {
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    ceiling_core::files::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {} (nothing was written)", path.display()))
 }
 
 fn csv(reports: &[BenchReport], labels: &[String]) -> String {

@@ -140,13 +140,8 @@ pub fn read_table(path: &Path) -> Result<Vec<(f64, f64, f64)>> {
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {} (nothing was written)", path.display()));
-    }
-    Ok(())
+    ceiling_core::files::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {} (nothing was written)", path.display()))
 }
 
 fn form_name(f: &TableFit) -> &'static str {

@@ -3,7 +3,7 @@
 //! implementation; with the mean next-token loss when the model has a language-model head.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use ceiling_core::memory;
@@ -276,7 +276,7 @@ fn mean_next_token_nll(
 }
 
 fn write_states(
-    path: &PathBuf,
+    path: &Path,
     s: &ProbeStates<f32>,
     meta: HashMap<String, String>,
 ) -> anyhow::Result<()> {
@@ -304,18 +304,10 @@ fn write_states(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let data = safetensors::serialize(views, Some(meta))?;
-    // Written next to the target and renamed, so a reader never sees half a file.
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, data)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            // A full disk or a failed rename leaves no half-written file behind.
-            let _ = std::fs::remove_file(&tmp);
-            anyhow::anyhow!(
-                "writing {}: {e}; nothing was written (free space, or choose another --out)",
-                path.display()
-            )
-        })
+    ceiling_core::files::write_atomic(path, &data).map_err(|e| {
+        anyhow::anyhow!(
+            "writing {}: {e}; nothing was written (free space, or choose another --out)",
+            path.display()
+        )
+    })
 }

@@ -48,7 +48,7 @@ pub struct Io {
     /// Safetensors file with the input tensors (F32, F16, BF16 or F64).
     #[arg(long)]
     input: PathBuf,
-    /// Safetensors file to write (atomically: written to <output>.tmp, then renamed).
+    /// Safetensors file to write (atomically: written to a temporary file beside it, then renamed).
     #[arg(long)]
     output: PathBuf,
     /// Store tensors as f16 on the GPU (f32 accumulation) and write out as F16.
@@ -861,8 +861,8 @@ impl Output {
     }
 }
 
-/// Serialises to `<output>.tmp` and renames it over `output`, so a reader never sees a
-/// half-written file.
+/// Serialises and writes `output` atomically (`files::write_atomic`), so a reader never
+/// sees a half-written file.
 fn write_atomic(
     output: &Path,
     outputs: &[Output],
@@ -877,17 +877,10 @@ fn write_atomic(
         })
         .collect::<Result<Vec<_>>>()?;
     let bytes = safetensors::serialize(views, Some(metadata)).context("encoding the output")?;
-    let mut tmp = output.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, output))
-        .map_err(|e| {
-            // A full disk or a failed rename leaves no half-written file behind.
-            let _ = std::fs::remove_file(&tmp);
-            anyhow::anyhow!(
-                "writing {}: {e}; nothing was written (free space, or choose another --output)",
-                output.display()
-            )
-        })
+    ceiling_core::files::write_atomic(output, &bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "writing {}: {e}; nothing was written (free space, or choose another --output)",
+            output.display()
+        )
+    })
 }

@@ -280,9 +280,7 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
 }
 
 fn write_csv(path: &Path, c: &LossCurve) -> Result<()> {
-    let tmp = path.with_extension("csv.tmp");
-    let mut w =
-        csv::Writer::from_path(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "position",
         "nll_mean",
@@ -301,9 +299,9 @@ fn write_csv(path: &Path, c: &LossCurve) -> Result<()> {
             c.top1_accuracy[i].to_string(),
         ])?;
     }
-    w.flush()?;
-    drop(w);
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    let bytes = w.into_inner().context("encoding loss.csv")?;
+    ceiling_core::files::write_atomic(path, &bytes)
+        .with_context(|| format!("writing {} (nothing was written)", path.display()))?;
     let _ = std::io::stdout().flush();
     Ok(())
 }

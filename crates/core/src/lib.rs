@@ -4,6 +4,7 @@
 pub mod curve;
 pub mod emergence;
 pub mod expected;
+pub mod files;
 pub mod fit;
 pub mod kernel;
 pub mod memory;

@@ -468,13 +468,8 @@ impl BenchReport {
 impl BenchReport {
     /// Writes the report as pretty JSON, atomically (a temporary file renamed into place).
     pub fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(&tmp, text + "\n")?;
-        std::fs::rename(&tmp, path)
+        ceiling_core::files::write_atomic(path, (text + "\n").as_bytes())
     }
 
     /// Reads a report, refusing files of another schema.

@@ -37,18 +37,7 @@ pub fn io_error(path: &Path, e: impl std::fmt::Display) -> crate::HostError {
 /// Writes `bytes` to `path` through a temporary file and a rename, so a reader (or a
 /// resumed sweep) sees the old file or the new one, never half of one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> crate::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
-    }
-    // One temporary name per process and write, so two runs in one folder (a sweep and
-    // another extending it) never rename each other's half-written file.
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let k = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = path.with_extension(format!("{}-{k}.tmp", std::process::id()));
-    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    written.map_err(|e| {
-        // A full disk or a failed rename leaves nothing half-written behind.
-        let _ = std::fs::remove_file(&tmp);
+    ceiling_core::files::write_atomic(path, bytes).map_err(|e| {
         io_error(
             path,
             format!("{e}; nothing was written (free space or fix the folder, then rerun: finished points are kept)"),
