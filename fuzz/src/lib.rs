@@ -282,7 +282,7 @@ fn loss_header() -> ceiling_host::loss::LossHeader {
             context: 8,
             windows: 2,
             seed: 0,
-            precision: "f32".into(),
+            precision: ceiling_host::Precision::F32,
         },
         corpus: None,
     }

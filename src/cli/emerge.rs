@@ -40,7 +40,7 @@ pub struct Args {
     seed: u64,
     /// Storage precision of weights and activations: f32 or f16.
     #[arg(long, default_value = "f32")]
-    precision: String,
+    precision: Precision,
     /// Results directory.
     #[arg(long, default_value = "results/emerge")]
     out: PathBuf,
@@ -53,7 +53,7 @@ struct EmergeConfig {
     samples: usize,
     layers: Vec<usize>,
     seed: u64,
-    precision: String,
+    precision: Precision,
     tokens: TaskTokens,
 }
 
@@ -96,11 +96,7 @@ fn parse_list<T>(what: &str, s: &str, parse: impl Fn(&str) -> Result<T, String>)
 }
 
 pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
-    let precision = match args.precision.as_str() {
-        "f32" => Precision::F32,
-        "f16" => Precision::F16,
-        p => bail!("--precision must be f32 or f16, got '{p}'"),
-    };
+    let precision = args.precision;
     let tasks = parse_list("--tasks", &args.tasks, Task::parse)?;
     let mut lengths = parse_list("--lengths", &args.lengths, |x| {
         x.parse::<usize>()
@@ -170,7 +166,7 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
             samples: args.samples,
             layers: layers.clone(),
             seed: args.seed,
-            precision: precision.to_string(),
+            precision,
             tokens: tokens.clone(),
         },
     };

@@ -47,7 +47,7 @@ pub struct Args {
     positions: Option<Vec<usize>>,
     /// Storage precision of weights and activations: f32 or f16.
     #[arg(long, default_value = "f32")]
-    precision: String,
+    precision: Precision,
     /// Also run the f64 CPU reference and print the relative error per layer (slow on big models).
     #[arg(long)]
     check: bool,
@@ -82,11 +82,7 @@ pub fn run(args: Args, adapter: &ceiling_host::AdapterRequest) -> anyhow::Result
             }
         }
     }
-    let precision = match args.precision.as_str() {
-        "f32" => Precision::F32,
-        "f16" => Precision::F16,
-        p => bail!("--precision must be f32 or f16, got '{p}'"),
-    };
+    let precision = args.precision;
     let (weights, tokenizer, source) = match (&args.model, &args.config) {
         (Some(path), _) => {
             let start = std::time::Instant::now();

@@ -44,7 +44,7 @@ pub struct Args {
     bootstrap: usize,
     /// Storage precision of weights and activations: f32 or f16.
     #[arg(long, default_value = "f32")]
-    precision: String,
+    precision: Precision,
     /// Results directory.
     #[arg(long, default_value = "results/loss")]
     out: PathBuf,
@@ -102,11 +102,7 @@ fn read_token_lines(path: &Path) -> Result<(Vec<u32>, usize, usize)> {
 }
 
 pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
-    let precision = match args.precision.as_str() {
-        "f32" => Precision::F32,
-        "f16" => Precision::F16,
-        p => bail!("--precision must be f32 or f16, got '{p}'"),
-    };
+    let precision = args.precision;
     // Everything is read and checked before the adapter is opened.
     let m = load_model(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
     let config = &m.weights.config;
@@ -182,7 +178,7 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
             context: n,
             windows,
             seed: args.seed,
-            precision: precision.to_string(),
+            precision,
         },
         corpus,
     };

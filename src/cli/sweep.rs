@@ -10,6 +10,7 @@ use ceiling_host::sweep::{
     self, LengthResult, ModelSpec, Preset, Probe, Shard, Summary, SweepConfig, TextSpec,
 };
 use ceiling_host::{AdapterRequest, Gpu};
+use ceiling_shaders::Precision;
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Args)]
@@ -128,7 +129,11 @@ fn configs(args: &Args) -> Result<Vec<SweepConfig>> {
             cfg.seed = args.seed;
             cfg.bootstrap = args.bootstrap;
             cfg.theta = args.theta;
-            cfg.precision = if args.f16 { "f16" } else { "f32" }.into();
+            cfg.precision = if args.f16 {
+                Precision::F16
+            } else {
+                Precision::F32
+            };
             if let Some(p) = &args.process {
                 cfg.process = p.parse::<Process>()?;
             }

@@ -11,6 +11,7 @@ pub mod tensor;
 pub mod timing;
 
 pub use autotune::Autotune;
+pub use ceiling_shaders::Precision;
 pub use error::{HostError, Result};
 pub use gpu::{check_backend_env, list_adapters, AdapterRequest, AdapterSummary, Gpu};
 pub use tensor::Tensor;

@@ -26,7 +26,7 @@ pub struct LossConfig {
     pub windows: usize,
     pub seed: u64,
     /// "f32" or "f16" storage.
-    pub precision: String,
+    pub precision: ceiling_shaders::Precision,
 }
 
 /// The run's header (`run.json`).

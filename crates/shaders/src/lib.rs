@@ -11,8 +11,12 @@ const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 const ATTENTION_COMMON: &str = include_str!("../../../shaders/attention_common.wgsl");
 const MATMUL_TILES: &str = include_str!("../../../shaders/matmul_tiles.wgsl");
 
-/// Storage precision of a kernel's tensors. Arithmetic is always f32.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Storage precision of a kernel's tensors. Arithmetic is always f32. Written and read as
+/// "f32" / "f16" (command lines, result files).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     F32,
     F16,
@@ -43,6 +47,18 @@ impl fmt::Display for Precision {
             Precision::F32 => "f32",
             Precision::F16 => "f16",
         })
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "f16" => Ok(Precision::F16),
+            other => Err(format!("precision '{other}': use f32 or f16")),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use ceiling_core::model::ModelConfig;
 use ceiling_core::process::Process;
+use ceiling_shaders::Precision;
 use serde::{Deserialize, Serialize};
 
 /// The built-in controls of docs/METHOD.md ("The controls").
@@ -126,8 +127,8 @@ pub struct SweepConfig {
     /// ln(mass / (1 - mass)) + ln(n - 1), which holds the share near `mass` at every n.
     pub sink_mass: f64,
     pub seed: u64,
-    /// "f32" or "f16" storage.
-    pub precision: String,
+    /// Storage precision ("f32" or "f16" in run.json).
+    pub precision: Precision,
     /// Poisson-bootstrap replicates per length.
     pub bootstrap: usize,
     /// SNR threshold for the emergence point.
@@ -382,7 +383,7 @@ impl SweepConfig {
             logit_gain: preset.logit_gain(),
             sink_mass: preset.sink_mass(),
             seed: 0,
-            precision: "f32".into(),
+            precision: Precision::F32,
             bootstrap: 200,
             theta: 1.0,
             model: None,
@@ -493,9 +494,6 @@ impl SweepConfig {
             if w.iter().any(|p| !(p.is_finite() && *p >= 0.0)) || !w.iter().any(|&p| p > 0.0) {
                 return bad("unigram weights must be finite, non-negative and not all zero".into());
             }
-        }
-        if self.precision != "f32" && self.precision != "f16" {
-            return bad(format!("precision '{}': use f32 or f16", self.precision));
         }
         Ok(())
     }

@@ -81,11 +81,7 @@ pub fn run_sweep(
     let workload = match model {
         None => Workload::Attention(run::AttentionLayer::new(cfg)),
         Some(m) => Workload::Model {
-            model: Box::new(crate::model::GpuModel::new(
-                gpu,
-                &m.weights,
-                run::precision_of(cfg),
-            )?),
+            model: Box::new(crate::model::GpuModel::new(gpu, &m.weights, cfg.precision)?),
             layers: m.layers,
             corpus: m.corpus,
             suffix: m.suffix,
@@ -222,7 +218,7 @@ fn record_finished_lengths(
 /// Refuses a context length whose keys (one sample: [n, d_model + 1]) would not fit in one
 /// of the adapter's buffers, before anything is drawn for it.
 fn check_gpu_lengths(gpu: &Gpu, cfg: &SweepConfig) -> Result<()> {
-    let es = run::precision_of(cfg).size() as u64;
+    let es = cfg.precision.size() as u64;
     let row = (cfg.d_model as u64 + 1) * es;
     let max = gpu.max_binding();
     for &n in &cfg.lengths {

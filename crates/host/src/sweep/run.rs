@@ -180,14 +180,6 @@ pub fn batch_size(n: usize, d: usize, samples: usize) -> usize {
     ((4 << 20) / (n * (d + 1)).max(1)).clamp(1, samples.clamp(1, 1024))
 }
 
-pub(crate) fn precision_of(cfg: &SweepConfig) -> Precision {
-    if cfg.precision == "f16" {
-        Precision::F16
-    } else {
-        Precision::F32
-    }
-}
-
 fn stats_error(e: impl std::fmt::Display) -> HostError {
     HostError::Stats(e.to_string())
 }
@@ -322,7 +314,7 @@ pub fn measure_length(
     progress: &mut dyn FnMut(usize),
 ) -> Result<LengthResult> {
     let start = std::time::Instant::now();
-    let precision = precision_of(cfg);
+    let precision = cfg.precision;
     let (d, hd) = (layer.d, layer.d + 1);
     let mut sampler = Sampler::new(cfg.process.clone(), n, d).map_err(stats_error)?;
     let mut rng = stream_rng(cfg.seed, n as u64);
