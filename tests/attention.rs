@@ -116,21 +116,40 @@ fn check(c: &Case, kinds: &[AttentionKernel], rng: &mut rand_chacha::ChaCha8Rng)
             )
             .unwrap();
             let label = format!("{kind:?} {precision} {s:?} masked={}", c.masked);
+            let dz = logit_error(s, &q, &k);
             let e = assert_close(
                 &format!("attention {label}"),
                 &gpu.download(&out).unwrap(),
                 &want.out,
-                tolerance(precision),
+                tolerance(precision) + dz,
             );
             worst = worst.max(e.rel);
-            check_stats(&label, &gpu.download(&stats).unwrap(), &want);
+            check_stats(&label, &gpu.download(&stats).unwrap(), &want, dz);
         }
     }
     worst
 }
 
+/// How well f32 can know the logits of `s`: one ulp (relative to 1) of the largest |scale
+/// q.k| over any query row and key row (every pair, so every head is covered). Attention is
+/// no better conditioned than its logits: at scale 1e5 they reach ~5e5, and 0.06 of
+/// rounding there, not the kernel, limits the output and the stats. At the ordinary scale
+/// 1/sqrt(head_dim) this is below 1e-6 and changes nothing.
+fn logit_error(s: &AttentionShape, q: &[f32], k: &[f32]) -> f64 {
+    let mut max: f64 = 0.0;
+    for qr in q.chunks(s.head_dim) {
+        for kr in k.chunks(s.head_dim) {
+            let dot: f64 = qr.iter().zip(kr).map(|(&a, &b)| a as f64 * b as f64).sum();
+            max = max.max((s.scale * dot).abs());
+        }
+    }
+    f32::EPSILON as f64 * max
+}
+
 /// lse, n_eff and entropy against the reference; fully masked rows must be (-inf, 0, 0).
-fn check_stats(label: &str, got: &[f32], want: &reference::AttentionOutput) {
+/// `dz` (`logit_error`) is the rounding of the logits: it moves lse by about dz, entropy H by
+/// up to 2 dz H and n_eff by a relative 4 dz (first order), on top of the 1e-4 tolerance.
+fn check_stats(label: &str, got: &[f32], want: &reference::AttentionOutput, dz: f64) {
     let (mut g, mut w) = ([vec![], vec![], vec![]], [vec![], vec![], vec![]]);
     for (row, st) in got.chunks(STATS_PER_ROW).enumerate() {
         if want.lse[row] == f64::NEG_INFINITY {
@@ -155,9 +174,14 @@ fn check_stats(label: &str, got: &[f32], want: &reference::AttentionOutput) {
         eprintln!("{name} {label}: {e}");
         for (gv, wv) in g[x].iter().zip(&w[x]) {
             let err = (*gv as f64 - wv).abs();
+            let rounding = match x {
+                0 => dz,
+                1 => 4.0 * dz * wv.abs(),
+                _ => 2.0 * dz * wv.abs(),
+            };
             assert!(
-                err <= 1e-4 * (1.0 + wv.abs()),
-                "{name} {label}: got {gv}, want {wv}"
+                err <= 1e-4 * (1.0 + wv.abs()) + rounding,
+                "{name} {label}: got {gv}, want {wv} (logit rounding allows {rounding:.1e})"
             );
         }
     }
