@@ -24,11 +24,11 @@ pub struct Args {
     #[arg(long)]
     model: PathBuf,
     /// Tasks, comma-separated: induction, fewshot.
-    #[arg(long, default_value = "induction,fewshot")]
-    tasks: String,
+    #[arg(long, value_delimiter = ',', default_values = ["induction", "fewshot"], value_parser = Task::parse)]
+    tasks: Vec<Task>,
     /// Context lengths in tokens, comma-separated.
-    #[arg(long, default_value = "8,16,32,64,128,256")]
-    lengths: String,
+    #[arg(long, value_delimiter = ',', default_values = ["8", "16", "32", "64", "128", "256"], value_parser = super::count::<usize>)]
+    lengths: Vec<usize>,
     /// Samples per task and length.
     #[arg(long, default_value_t = 256)]
     samples: usize,
@@ -83,25 +83,10 @@ fn point_path(dir: &Path, task: Task, n: usize) -> PathBuf {
         .join(format!("{}-n{n:06}.json", task.name()))
 }
 
-fn parse_list<T>(what: &str, s: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>> {
-    let items: Vec<T> = s
-        .split(',')
-        .filter(|x| !x.trim().is_empty())
-        .map(|x| parse(x.trim()).map_err(|e| anyhow::anyhow!("{what}: {e}")))
-        .collect::<Result<_>>()?;
-    if items.is_empty() {
-        bail!("{what} is empty");
-    }
-    Ok(items)
-}
-
 pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
     let precision = args.precision;
-    let tasks = parse_list("--tasks", &args.tasks, Task::parse)?;
-    let mut lengths = parse_list("--lengths", &args.lengths, |x| {
-        x.parse::<usize>()
-            .map_err(|_| format!("'{x}' is not a whole number of tokens"))
-    })?;
+    let tasks = args.tasks.clone();
+    let mut lengths = args.lengths.clone();
     lengths.sort_unstable();
     lengths.dedup();
     if args.samples < 8 {

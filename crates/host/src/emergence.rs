@@ -289,7 +289,9 @@ pub fn measure_point(
         .collect();
     let mut features: Vec<Vec<Vec<f64>>> = layers.iter().map(|_| Vec::new()).collect();
     let mut signs = Vec::new();
-    let (mut right, mut top1, mut lp_sum, mut lp_sq) = (0usize, 0usize, 0.0f64, 0.0f64);
+    let (mut right, mut top1) = (0usize, 0usize);
+    // The right label's log-probability per sample, for its mean and standard error.
+    let mut logprob = Moments::new(1);
     let mut done = 0;
     while done < samples {
         let b = batch_size(n, model).min(samples - done);
@@ -339,16 +341,13 @@ pub fn measure_point(
             }
             right += (nll < other) as usize;
             top1 += (g[3] == 1.0) as usize;
-            lp_sum -= nll;
-            lp_sq += nll * nll;
+            logprob.push(&[-nll]).map_err(stats_err)?;
         }
         done += b;
         progress(done);
     }
     signs.truncate(READOUT_SAMPLES);
     let s = samples as f64;
-    let mean = lp_sum / s;
-    let var = ((lp_sq / s - mean * mean) * s / (s - 1.0)).max(0.0);
     let layers = layers
         .iter()
         .enumerate()
@@ -370,8 +369,8 @@ pub fn measure_point(
         samples,
         layers,
         model_accuracy: right as f64 / s,
-        label_logprob: mean,
-        label_logprob_se: (var / s).sqrt(),
+        label_logprob: logprob.mean[0],
+        label_logprob_se: (logprob.trace_variance() / s).sqrt(),
         top1_accuracy: top1 as f64 / s,
         seconds: start.elapsed().as_secs_f64(),
     })
