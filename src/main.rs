@@ -28,6 +28,9 @@ enum Command {
     /// Run one kernel on tensors from a safetensors file (to diff against PyTorch or JAX).
     #[command(subcommand)]
     Kernel(cli::kernel::Command),
+    /// Every kernel against its f64 reference on this adapter (awkward shapes, each
+    /// precision and variant): one line per case, JUnit XML and JSON, exit 1 on a failure.
+    Check(cli::check::Args),
     /// Context-length sweep: how hidden-state noise falls with n.
     Sweep(cli::sweep::Args),
     /// Merge result directories (sweeps, bench JSON) into one table and one set of plots.
@@ -60,6 +63,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Info(args) => cli::info::run(args, cli.adapter.as_deref()),
         Command::Kernel(cmd) => cli::kernel::run(cmd, &adapter),
+        Command::Check(args) => cli::check::run(args, &adapter),
         Command::Sweep(args) => cli::sweep::run(args, &adapter),
         Command::Report(args) => cli::report::run(args),
         Command::Hidden(args) => cli::hidden::run(args, &adapter),

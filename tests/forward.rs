@@ -12,7 +12,6 @@ use ceiling_core::model::{
     ModelWeights, ProbeStates,
 };
 use ceiling_core::reference::{self, compare};
-use ceiling_host::kernels;
 use ceiling_host::model::GpuModel;
 use ceiling_shaders::Precision;
 use common::*;
@@ -145,32 +144,6 @@ fn single_token_sequence() {
     let c = ModelConfig::gpt2_like(1, 16, 2, 10);
     let w = ModelWeights::random(&c, 14).unwrap();
     run_model("n=1", &w, 1, 1, &[0], "single_token");
-}
-
-#[test]
-fn rope_kernel_matches_reference() {
-    let gpu = gpu();
-    let mut rng = rng("rope");
-    for (rows, seq, head_dim, rot_dim, pos0) in
-        [(3, 5, 8, 8, 0), (2, 7, 12, 6, 100), (1, 1, 2, 2, 0)]
-    {
-        let x = random(&mut rng, rows * seq * head_dim);
-        for precision in precisions() {
-            let t = gpu.upload("x", &x, precision).unwrap();
-            kernels::rope(gpu, &t, seq, head_dim, rot_dim, 10000.0, pos0).unwrap();
-            let mut want = stored(&x, precision);
-            reference::rope(&mut want, seq, head_dim, rot_dim, 10000.0, pos0);
-            assert_close(
-                &format!("rope rows {rows} seq {seq} hd {head_dim} rot {rot_dim} pos0 {pos0} {precision}"),
-                &gpu.download(&t).unwrap(),
-                &want,
-                tolerance(precision),
-            );
-        }
-    }
-    let t = gpu.upload("x", &[1.0; 10], Precision::F32).unwrap();
-    assert!(kernels::rope(gpu, &t, 5, 2, 3, 10000.0, 0).is_err());
-    assert!(kernels::rope(gpu, &t, 3, 2, 2, 10000.0, 0).is_err());
 }
 
 #[test]

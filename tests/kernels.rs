@@ -1,292 +1,294 @@
-//! Matmul, norms and softmax on a real adapter against the f64 references.
+//! Every kernel against its f64 reference, driven by the kernel harness
+//! (`ceiling_host::cases`): each registered case at each precision the adapter offers, in
+//! each variant its plans can choose, on fresh inputs and NaN-poisoned outputs. Then what
+//! the registry cannot say: refusals, limits, threads, autotuning.
 
 mod common;
 
-use ceiling_core::kernel::{Activation, MatmulShape, SoftmaxShape};
-use ceiling_core::reference;
-use ceiling_host::kernels::{self, MatmulKernel, MatmulPlan, MatmulTiles, Vec4Tiles};
+use std::collections::BTreeSet;
+
+use ceiling_core::kernel::{Activation, AttentionShape, MatmulShape};
+use ceiling_core::reference::{self, next_token_loss};
+use ceiling_host::cases::{self, KernelCase, MatmulCase, NormCase, NormKind};
+use ceiling_host::kernels::lm_head::{lm_head_loss, IGNORE, OUT_PER_ROW};
+use ceiling_host::kernels::{
+    self, AttentionKernel, MatmulKernel, MatmulPlan, MatmulTiles, Vec4Tiles,
+};
 use ceiling_host::HostError;
 use ceiling_shaders::Precision;
 use common::*;
+use rand::Rng;
 
-fn run_matmul(
-    shape: MatmulShape,
-    precision: Precision,
-    bias: bool,
-    residual: bool,
-    act: Activation,
-    kernel: MatmulKernel,
-    rng: &mut rand_chacha::ChaCha8Rng,
-) -> MatmulPlan {
-    let gpu = gpu();
-    let a = random(rng, shape.a_len());
-    let b = random(rng, shape.b_len());
-    let bias_v = random(rng, shape.n);
-    let res_v = random(rng, shape.out_len());
-    let up = |name, v: &[f32]| gpu.upload(name, v, precision).unwrap();
-    let (ta, tb, tbias, tres) = (
-        up("a", &a),
-        up("b", &b),
-        up("bias", &bias_v),
-        up("r", &res_v),
-    );
-    let out = gpu.nan_tensor("out", shape.out_len(), precision).unwrap();
-    let plan = kernels::matmul(
-        gpu,
-        &shape,
-        &ta,
-        &tb,
-        bias.then_some(&tbias),
-        residual.then_some(&tres),
-        act,
-        &out,
-        kernel,
-    )
-    .unwrap();
-    let got = gpu.download(&out).unwrap();
-    let want = reference::matmul(
-        &shape,
-        &stored(&a, precision),
-        &stored(&b, precision),
-        bias.then(|| stored(&bias_v, precision)).as_deref(),
-        residual.then(|| stored(&res_v, precision)).as_deref(),
-        act,
-    );
-    assert_close(
-        &format!("matmul {shape:?} {precision} bias={bias} res={residual} {act:?} ({plan})"),
-        &got,
-        &want,
-        tolerance(precision),
-    );
-    plan
+/// Kernels each test below checks; `every_registered_kernel_is_checked` holds the registry
+/// to it, so a new case cannot go unchecked.
+const TESTED: &[&str] = &[
+    "matmul",
+    "attention",
+    "attention_unfused",
+    "softmax",
+    "layer_norm",
+    "rms_norm",
+    "rope",
+    "column_moments",
+    "lm_head",
+];
+
+/// A seed per case, from the run's seed and the case's name: cases get different inputs,
+/// and CEILING_TEST_SEED reproduces them all.
+fn case_seed(run: u64, name: &str) -> u64 {
+    name.bytes().fold(run ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
-#[test]
-fn matmul_matches_reference_on_awkward_shapes() {
-    let mut rng = rng("matmul");
-    for precision in precisions() {
-        for (m, k, n) in [
-            (1, 1, 1),
-            (7, 3, 5),
-            (63, 65, 33),
-            (65, 63, 1),
-            (1, 1000, 7),
-            (130, 257, 66),
-            (256, 64, 256),
-        ] {
-            for kernel in [
-                MatmulKernel::Auto,
-                MatmulKernel::Scalar(MatmulTiles::default()),
-            ] {
-                run_matmul(
-                    MatmulShape::new(m, k, n),
-                    precision,
-                    false,
-                    false,
-                    Activation::None,
-                    kernel,
-                    &mut rng,
-                );
+/// Checks `case` at every precision and variant; returns the failures.
+fn check_case(case: &dyn KernelCase, run_seed: u64) -> Vec<String> {
+    let gpu = gpu();
+    let mut failures = vec![];
+    let seed = case_seed(run_seed, &case.name());
+    for precision in precisions()
+        .into_iter()
+        .filter(|p| case.precisions().contains(p))
+    {
+        for variant in case.variants(gpu) {
+            let r = cases::check(gpu, case, variant, precision, seed).unwrap();
+            eprintln!("{r}");
+            if !r.passed() {
+                failures.push(format!("{r} (seed {seed})"));
             }
         }
     }
+    failures
 }
 
-#[test]
-fn matmul_epilogues_and_layouts() {
-    let mut rng = rng("matmul-epilogue");
-    for precision in precisions() {
-        for act in [
-            Activation::None,
-            Activation::Gelu,
-            Activation::GeluTanh,
-            Activation::Silu,
-        ] {
-            run_matmul(
-                MatmulShape::new(37, 70, 45),
-                precision,
-                true,
-                act == Activation::Gelu,
-                act,
-                MatmulKernel::Auto,
-                &mut rng,
-            );
+/// Every registered case of `kernel`.
+fn check_kernel(kernel: &str) {
+    check_kernel_shard(kernel, 0, 1);
+}
+
+/// The registered cases of `kernel` whose index is `shard` modulo `shards`: the slowest
+/// kernels' cases run as several tests, side by side.
+fn check_kernel_shard(kernel: &str, shard: usize, shards: usize) {
+    let run_seed = ceiling_fuzz::fixtures::seed_from_env("CEILING_TEST_SEED");
+    eprintln!("{kernel}: CEILING_TEST_SEED={run_seed}");
+    if kernel == "attention" && !gpu().has_subgroups() {
+        missing_feature("subgroup");
+    }
+    // CEILING_TEST_MAX_HEAD_DIM (set by `cargo xtask test` for its GL run, where Mesa
+    // compiles each rows kernel of a head dim over 64 in about a minute) leaves larger head
+    // dims to the Vulkan run, and says so.
+    let max_head_dim = std::env::var("CEILING_TEST_MAX_HEAD_DIM")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut failures = vec![];
+    let mut checked = 0;
+    let of_kernel = cases::checks().into_iter().filter(|c| c.kernel() == kernel);
+    for case in of_kernel.skip(shard).step_by(shards) {
+        if let (Some(max), Some(hd)) = (max_head_dim, case.head_dim()) {
+            if hd > max {
+                eprintln!(
+                    "SKIPPED here (CEILING_TEST_MAX_HEAD_DIM={max}): {}",
+                    case.name()
+                );
+                continue;
+            }
         }
-        // Batched, transposed b shared by groups of 3 batches (grouped-query attention).
-        let shape = MatmulShape {
-            batch: 6,
-            m: 19,
-            k: 24,
-            n: 31,
-            trans_b: true,
-            b_group: 3,
-        };
-        run_matmul(
-            shape,
-            precision,
-            false,
-            true,
-            Activation::None,
-            MatmulKernel::Auto,
-            &mut rng,
-        );
+        failures.extend(check_case(case.as_ref(), run_seed));
+        checked += 1;
     }
+    assert!(checked > 0, "no {kernel} case was checked");
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
-fn matmul_tile_overrides() {
-    let mut rng = rng("matmul-tiles");
-    for tiles in [
-        MatmulTiles {
-            wg_x: 8,
-            wg_y: 8,
-            tile_k: 8,
-        },
-        MatmulTiles {
-            wg_x: 16,
-            wg_y: 8,
-            tile_k: 32,
-        },
-        MatmulTiles {
-            wg_x: 8,
-            wg_y: 16,
-            tile_k: 4,
-        },
-    ] {
-        run_matmul(
-            MatmulShape::new(45, 77, 90),
-            Precision::F32,
-            true,
-            false,
-            Activation::None,
-            MatmulKernel::Scalar(tiles),
-            &mut rng,
-        );
-    }
+fn matmul_matches_reference() {
+    check_kernel("matmul");
 }
 
-/// An `a` larger than one storage binding is processed in row chunks.
+#[test]
+fn attention_matches_reference_0() {
+    check_kernel_shard("attention", 0, 3);
+}
+
+#[test]
+fn attention_matches_reference_1() {
+    check_kernel_shard("attention", 1, 3);
+}
+
+#[test]
+fn attention_matches_reference_2() {
+    check_kernel_shard("attention", 2, 3);
+}
+
+#[test]
+fn unfused_attention_matches_reference() {
+    check_kernel("attention_unfused");
+}
+
+#[test]
+fn softmax_matches_reference() {
+    check_kernel("softmax");
+}
+
+#[test]
+fn layer_norm_matches_reference() {
+    check_kernel("layer_norm");
+}
+
+#[test]
+fn rms_norm_matches_reference() {
+    check_kernel("rms_norm");
+}
+
+#[test]
+fn rope_matches_reference() {
+    check_kernel("rope");
+}
+
+#[test]
+fn column_moments_match_reference() {
+    check_kernel("column_moments");
+}
+
+#[test]
+fn lm_head_matches_reference() {
+    check_kernel("lm_head");
+}
+
+#[test]
+fn every_registered_kernel_is_checked() {
+    let registered: BTreeSet<&str> = cases::checks().iter().map(|c| c.kernel()).collect();
+    let benched: BTreeSet<&str> = cases::benches(true).iter().map(|c| c.kernel()).collect();
+    let tested: BTreeSet<&str> = TESTED.iter().copied().collect();
+    assert_eq!(registered, tested, "a registered kernel has no test above");
+    assert_eq!(benched, tested, "a registered kernel is not benched");
+}
+
+/// The harness fails what it should: a kernel that writes nothing leaves the NaN poison,
+/// and an output off by more than its tolerance fails.
+#[test]
+fn the_harness_fails_a_wrong_kernel() {
+    struct Broken(MatmulCase, f32);
+    impl KernelCase for Broken {
+        fn kernel(&self) -> &'static str {
+            "broken"
+        }
+        fn label(&self) -> String {
+            self.0.label()
+        }
+        fn inputs(&self) -> Vec<cases::TensorSpec> {
+            self.0.inputs()
+        }
+        fn outputs(&self) -> Vec<cases::TensorSpec> {
+            self.0.outputs()
+        }
+        fn launch(
+            &self,
+            gpu: &ceiling_host::Gpu,
+            v: cases::Variant,
+            x: &[ceiling_host::Tensor],
+            host: &[Vec<f32>],
+            out: &[ceiling_host::Tensor],
+        ) -> ceiling_host::Result<String> {
+            if self.1 == 0.0 {
+                return Ok("writes nothing".into());
+            }
+            // Scale a by (1 + error) before the real kernel runs.
+            let a: Vec<f32> = host[0].iter().map(|v| v * (1.0 + self.1)).collect();
+            let a = gpu.upload("a", &a, x[0].precision)?;
+            let b = gpu.upload("b", &host[1], x[1].precision)?;
+            self.0.launch(gpu, v, &[a, b], host, out)
+        }
+        fn reference(&self, x: &[Vec<f64>]) -> Vec<Vec<f64>> {
+            self.0.reference(x)
+        }
+        fn flops(&self) -> f64 {
+            0.0
+        }
+    }
+    let gpu = gpu();
+    let only = cases::Variant::Matmul(MatmulKernel::Auto);
+    let nothing = Broken(MatmulCase::new(5, 6, 7), 0.0);
+    let r = cases::check(gpu, &nothing, only, Precision::F32, 1).unwrap();
+    assert!(!r.passed() && r.outputs[0].error.is_infinite(), "{r}");
+    let off = Broken(MatmulCase::new(5, 6, 7), 1e-3);
+    let r = cases::check(gpu, &off, only, Precision::F32, 1).unwrap();
+    assert!(!r.passed() && r.outputs[0].error > 5e-4, "{r}");
+    let right = Broken(MatmulCase::new(5, 6, 7), 1e-9);
+    assert!(cases::check(gpu, &right, only, Precision::F32, 1)
+        .unwrap()
+        .passed());
+}
+
+/// An `a` larger than one storage binding is processed in row chunks (n = 3: the scalar
+/// kernel; n = 4: the vec4 kernel).
 #[test]
 fn matmul_larger_than_one_binding_is_split() {
     let gpu = gpu();
-    let mut rng = rng("matmul-split");
     let k = 64;
     let m = (gpu.max_binding() as usize / (4 * k)) + 1000;
-    // n = 3: the scalar kernel; n = 4: the vec4 kernel.
     for n in [3, 4] {
-        let shape = MatmulShape::new(m, k, n);
-        eprintln!(
-            "a is {} MiB, binding limit {} MiB",
-            (shape.a_len() * 4) >> 20,
-            gpu.max_binding() >> 20
-        );
-        assert!((shape.a_len() * 4) as u64 > gpu.max_binding());
-        run_matmul(
-            shape,
+        let mut case = MatmulCase::new(m, k, n);
+        case.bias = true;
+        assert!((case.shape.a_len() * 4) as u64 > gpu.max_binding());
+        let r = cases::check(
+            gpu,
+            &case,
+            cases::Variant::Matmul(MatmulKernel::Auto),
             Precision::F32,
-            true,
-            false,
-            Activation::None,
-            MatmulKernel::Auto,
-            &mut rng,
-        );
+            7,
+        )
+        .unwrap();
+        eprintln!("{r}");
+        assert!(r.passed(), "{r}");
     }
 }
 
-/// The vec4 kernel: checked on shapes its 128 x 64 x 16 block does not divide (any m, k and
-/// n multiples of 4), unchecked only where it does; both layouts of b, batches sharing b,
-/// every epilogue, f32 and f16.
 #[test]
-fn vec4_matmul_matches_reference_checked_and_unchecked() {
-    let mut rng = rng("matmul-vec4");
-    let unchecked = |plan: MatmulPlan| matches!(plan, MatmulPlan::Vec4 { checked: false, .. });
-    for precision in precisions() {
-        for (m, k, n) in [
-            (1, 4, 4),
-            (7, 12, 20),
-            (63, 68, 36),
-            (65, 4, 132),
-            (130, 260, 68),
-        ] {
-            for trans_b in [false, true] {
-                let mut shape = MatmulShape::new(m, k, n);
-                shape.trans_b = trans_b;
-                let plan = run_matmul(
-                    shape,
-                    precision,
-                    false,
-                    false,
-                    Activation::None,
-                    MatmulKernel::Auto,
-                    &mut rng,
-                );
-                assert!(
-                    matches!(plan, MatmulPlan::Vec4 { checked: true, .. }),
-                    "{plan}"
-                );
-            }
-        }
-        for trans_b in [false, true] {
-            let shape = MatmulShape {
-                batch: 6,
-                m: 128,
-                k: 48,
-                n: 64,
-                trans_b,
-                b_group: 3,
-            };
-            let plan = run_matmul(
-                shape,
-                precision,
-                false,
-                true,
-                Activation::None,
-                MatmulKernel::Auto,
-                &mut rng,
-            );
-            assert!(unchecked(plan), "{plan}");
-        }
-        for act in [
-            Activation::None,
-            Activation::Gelu,
-            Activation::GeluTanh,
-            Activation::Silu,
-        ] {
-            let plan = run_matmul(
-                MatmulShape::new(128, 32, 128),
-                precision,
-                true,
-                act != Activation::None,
-                act,
-                MatmulKernel::Auto,
-                &mut rng,
-            );
-            assert!(unchecked(plan), "{plan}");
-        }
-        // Other workgroup shapes and k stages through the plan.
-        for tiles in [
-            Vec4Tiles {
-                wg_x: 4,
-                wg_y: 8,
-                bk: 8,
-            },
-            Vec4Tiles {
-                wg_x: 16,
-                wg_y: 4,
-                bk: 32,
-            },
-        ] {
-            run_matmul(
-                MatmulShape::new(70, 96, 136),
-                precision,
-                true,
-                false,
-                Activation::Silu,
-                MatmulKernel::Vec4(tiles),
-                &mut rng,
-            );
-        }
+fn norms_split_rows_beyond_one_binding() {
+    let gpu = gpu();
+    let cols = 1024;
+    let rows = gpu.max_binding() as usize / (4 * cols) + 5;
+    for kind in [NormKind::Layer, NormKind::Rms] {
+        let case = NormCase { kind, rows, cols };
+        let r = cases::check(gpu, &case, cases::Variant::Only, Precision::F32, 3).unwrap();
+        eprintln!("{r}");
+        assert!(r.passed(), "{r}");
     }
+}
+
+/// The plans the matmul checks rely on: vec4 checked where its block does not divide the
+/// shape, unchecked where it does.
+#[test]
+fn matmul_plans_check_bounds_only_where_needed() {
+    let gpu = gpu();
+    for (m, k, n, checked) in [
+        (7, 12, 20, true),
+        (130, 260, 68, true),
+        (128, 32, 128, false),
+    ] {
+        let plan = MatmulPlan::choose(gpu, &MatmulShape::new(m, k, n), MatmulKernel::Auto).unwrap();
+        assert_eq!(
+            plan,
+            MatmulPlan::Vec4 {
+                tiles: Vec4Tiles::default(),
+                checked
+            },
+            "{m}x{k}x{n}"
+        );
+    }
+    let mut batched = MatmulShape::new(128, 48, 64);
+    (batched.batch, batched.b_group) = (6, 3);
+    let plan = MatmulPlan::choose(gpu, &batched, MatmulKernel::Auto).unwrap();
+    assert!(
+        matches!(plan, MatmulPlan::Vec4 { checked: false, .. }),
+        "{plan}"
+    );
 }
 
 /// Auto takes the scalar kernel where a row of b or out would not start on a vec4, and an
@@ -305,121 +307,190 @@ fn vec4_matmul_is_never_chosen_for_shapes_it_cannot_run() {
     }
 }
 
-fn norm_case(rows: usize, cols: usize, precision: Precision, rng: &mut rand_chacha::ChaCha8Rng) {
+/// Runs the kernel and checks every row (or the `check` rows) against the reference.
+fn lm_head_rows(what: &str, rows: usize, d: usize, vocab: usize, scale: f32, check: &[usize]) {
     let gpu = gpu();
-    // An offset mean makes the centring matter.
-    let x: Vec<f32> = random(rng, rows * cols)
-        .iter()
-        .map(|v| v * 3.0 + 2.0)
+    let mut rng = rng(what);
+    for precision in precisions() {
+        let x: Vec<f32> = random(&mut rng, rows * d)
+            .iter()
+            .map(|v| v * scale)
+            .collect();
+        let head = random(&mut rng, vocab * d);
+        let mut targets: Vec<u32> = (0..rows)
+            .map(|_| rng.random_range(0..vocab as u32))
+            .collect();
+        targets[0] = vocab as u32 - 1;
+        if rows > 2 {
+            targets[rows / 2] = IGNORE;
+        }
+        let xt = gpu.upload("x", &x, precision).unwrap();
+        let ht = gpu.upload("head", &head, precision).unwrap();
+        let out = gpu
+            .nan_tensor("out", rows * OUT_PER_ROW, Precision::F32)
+            .unwrap();
+        let plan = lm_head_loss(gpu, &xt, &ht, &targets, d, &out).unwrap();
+        let got = gpu.download(&out).unwrap();
+        assert!(
+            got.iter().all(|v| v.is_finite()),
+            "{what}: a row was not written"
+        );
+        // The reference sees the values as stored.
+        let f =
+            |v: &[f32]| -> Vec<f32> { stored(v, precision).iter().map(|&x| x as f32).collect() };
+        let (xs, hs) = (f(&x), f(&head));
+        let rows_checked: Vec<usize> = if check.is_empty() {
+            (0..rows).collect()
+        } else {
+            check.to_vec()
+        };
+        let sub_x: Vec<f32> = rows_checked
+            .iter()
+            .flat_map(|&r| xs[r * d..][..d].to_vec())
+            .collect();
+        let sub_t: Vec<u32> = rows_checked.iter().map(|&r| targets[r]).collect();
+        let want = next_token_loss(&hs, d, &sub_x, &sub_t);
+        let tol = match precision {
+            Precision::F32 => 2e-5,
+            Precision::F16 => 2e-3,
+        };
+        let mut worst: f64 = 0.0;
+        for (&r, w) in rows_checked.iter().zip(&want) {
+            let g = &got[r * OUT_PER_ROW..][..OUT_PER_ROW];
+            let (z_max, tie) = logit_range(&hs, &xs[r * d..][..d], d);
+            for (name, gv, wv) in [
+                ("lse", g[0], w.lse),
+                ("nll", g[1], w.nll),
+                ("entropy", g[2], w.entropy),
+            ] {
+                // The kernel's logits are f32 sums: their rounding scales with the largest.
+                let err = (gv as f64 - wv).abs() / (1.0 + wv.abs() + z_max);
+                worst = worst.max(err);
+                assert!(
+                    err < tol,
+                    "{what} {precision} row {r} {name}: {gv} vs {wv} ({plan})"
+                );
+            }
+            if targets[r] == IGNORE {
+                assert_eq!((g[1], g[3]), (0.0, 0.0), "{what}: an ignored row scored");
+            } else if !tie {
+                assert_eq!(g[3] == 1.0, w.top1, "{what} {precision} row {r} top1");
+            }
+        }
+        eprintln!("{what} {precision}: {plan}, worst relative error {worst:.2e}");
+    }
+}
+
+/// The largest |logit| of a row, and whether its two largest logits are too close for f32
+/// to order them surely.
+fn logit_range(head: &[f32], x: &[f32], d: usize) -> (f64, bool) {
+    let mut z: Vec<f64> = head
+        .chunks(d)
+        .map(|e| e.iter().zip(x).map(|(&a, &b)| a as f64 * b as f64).sum())
         .collect();
-    let g = random(rng, cols);
-    let b = random(rng, cols);
-    let (tx, tg, tb) = (
-        gpu.upload("x", &x, precision).unwrap(),
-        gpu.upload("g", &g, precision).unwrap(),
-        gpu.upload("b", &b, precision).unwrap(),
-    );
-    let eps = 1e-5;
-    let out = gpu.nan_tensor("out", x.len(), precision).unwrap();
-    kernels::layer_norm(gpu, &tx, cols, &tg, &tb, eps, &out).unwrap();
-    let want = reference::layer_norm(
-        &stored(&x, precision),
-        cols,
-        &stored(&g, precision),
-        &stored(&b, precision),
-        eps as f64,
-    );
-    let tol = tolerance(precision);
-    assert_close(
-        &format!("layer_norm {rows}x{cols} {precision}"),
-        &gpu.download(&out).unwrap(),
-        &want,
-        tol,
-    );
-    let out = gpu.nan_tensor("out", x.len(), precision).unwrap();
-    kernels::rms_norm(gpu, &tx, cols, &tg, eps, &out).unwrap();
-    let want = reference::rms_norm(
-        &stored(&x, precision),
-        cols,
-        &stored(&g, precision),
-        eps as f64,
-    );
-    assert_close(
-        &format!("rms_norm {rows}x{cols} {precision}"),
-        &gpu.download(&out).unwrap(),
-        &want,
-        tol,
-    );
+    let z_max = z.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    z.sort_by(|a, b| b.partial_cmp(a).unwrap());
+    let tie = z.len() > 1 && (z[0] - z[1]).abs() < 1e-3 * (1.0 + z[0].abs());
+    (z_max, tie)
 }
 
+/// All-equal logits: the entropy is ln(vocab), the lse ln(vocab) too; ties go to the
+/// first index.
 #[test]
-fn norms_match_reference() {
-    let mut rng = rng("norms");
-    for precision in precisions() {
-        for (rows, cols) in [(1, 1), (7, 3), (63, 65), (3, 1000), (100, 384), (2, 4099)] {
-            norm_case(rows, cols, precision, &mut rng);
-        }
-    }
-}
-
-#[test]
-fn norms_split_rows_beyond_one_binding() {
+fn lm_head_equal_logits_and_ties() {
     let gpu = gpu();
-    let mut rng = rng("norm-split");
-    let cols = 1024;
-    let rows = gpu.max_binding() as usize / (4 * cols) + 5;
-    norm_case(rows, cols, Precision::F32, &mut rng);
+    let (rows, d, vocab) = (3, 8, 100);
+    let x = gpu
+        .upload("x", &vec![0.0; rows * d], Precision::F32)
+        .unwrap();
+    let h = gpu
+        .upload("h", &vec![0.5; vocab * d], Precision::F32)
+        .unwrap();
+    let out = gpu
+        .nan_tensor("out", rows * OUT_PER_ROW, Precision::F32)
+        .unwrap();
+    lm_head_loss(gpu, &x, &h, &[0, 99, IGNORE], d, &out).unwrap();
+    let got = gpu.download(&out).unwrap();
+    let ln_v = (vocab as f32).ln();
+    for r in 0..rows {
+        assert!((got[r * 4] - ln_v).abs() < 1e-5 && (got[r * 4 + 2] - ln_v).abs() < 1e-5);
+    }
+    // Ties: the first index wins, so token 0 is the top-1 and token 99 is not.
+    assert_eq!((got[3], got[7]), (1.0, 0.0));
 }
 
 #[test]
-fn softmax_matches_reference_with_masks() {
+fn rows_beyond_one_launch_are_split() {
+    // 1024 vocabulary blocks of 16 bytes per row: more rows than one binding of partials.
     let gpu = gpu();
-    let mut rng = rng("softmax");
-    for precision in precisions() {
-        for (batch, heads, q_len, cols, causal, masked) in [
-            (1, 1, 1, 1, false, false),
-            (1, 1, 7, 7, true, false),
-            (2, 3, 5, 9, true, true),
-            (1, 2, 63, 65, false, true),
-            (1, 1, 3, 1000, false, false),
-        ] {
-            let rows = batch * heads * q_len;
-            let shape = SoftmaxShape {
-                rows,
-                cols,
-                scale: 3.7,
-                causal,
-                q_len,
-                rows_per_batch: heads * q_len,
-            };
-            let x = random(&mut rng, rows * cols);
-            // Mask about a third of the keys; with several batches, every key of batch 0:
-            // a fully masked row must come out as zeros.
-            let mask: Vec<f32> = (0..batch * cols)
-                .map(|i| {
-                    let all = batch > 1 && i < cols;
-                    if all || rand::Rng::random_bool(&mut rng, 0.33) {
-                        0.0
-                    } else {
-                        1.0
-                    }
-                })
-                .collect();
-            let tx = gpu.upload("x", &x, precision).unwrap();
-            let tm = gpu.upload("mask", &mask, Precision::F32).unwrap();
-            let out = gpu.nan_tensor("out", x.len(), precision).unwrap();
-            kernels::softmax(gpu, &shape, &tx, masked.then_some(&tm), &out).unwrap();
-            let mask64 = stored(&mask, Precision::F32);
-            let want =
-                reference::softmax_rows(&shape, &stored(&x, precision), masked.then_some(&mask64));
-            assert_close(
-                &format!("softmax {shape:?} masked={masked} {precision}"),
-                &gpu.download(&out).unwrap(),
-                &want,
-                tolerance(precision),
-            );
-        }
-    }
+    let vocab = 65536;
+    let rows = (gpu.max_binding() / (16 * 1024)) as usize + 40;
+    let check: Vec<usize> = (0..4).chain(rows - 60..rows).collect();
+    lm_head_rows("many rows", rows, 4, vocab, 1.0, &check);
+}
+
+#[test]
+fn lm_head_bad_inputs_are_refused() {
+    let gpu = gpu();
+    let x = gpu.upload("x", &[0.0; 8], Precision::F32).unwrap();
+    let h = gpu.upload("h", &[0.0; 12], Precision::F32).unwrap();
+    let out = gpu.nan_tensor("out", 8, Precision::F32).unwrap();
+    let e = lm_head_loss(gpu, &x, &h, &[0, 3], 4, &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("target 3") && e.contains("vocabulary of 3"),
+        "{e}"
+    );
+    let e = lm_head_loss(gpu, &x, &h, &[0, 1], 6, &out)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("multiple of 4"), "{e}");
+    let e = lm_head_loss(gpu, &x, &h, &[0], 4, &out)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("x"), "{e}");
+}
+#[test]
+fn attention_bad_input_is_refused() {
+    let gpu = gpu();
+    let t = |n| gpu.upload("t", &vec![0.5; n], Precision::F32).unwrap();
+    let mut s = AttentionShape::new(1, 4, 8, 16);
+    s.kv_heads = 3;
+    let err = kernels::attention(
+        gpu,
+        &s,
+        &t(512),
+        &t(384),
+        &t(384),
+        None,
+        &t(512),
+        None,
+        AttentionKernel::Auto,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("not a multiple of kv_heads"),
+        "{err}"
+    );
+    let s = AttentionShape::new(1, 1, 8, 16);
+    let err = kernels::attention(
+        gpu,
+        &s,
+        &t(128),
+        &t(100),
+        &t(128),
+        None,
+        &t(128),
+        None,
+        AttentionKernel::Auto,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("k: expected 128 elements, got 100"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -643,4 +714,18 @@ fn autotune_caches_the_fastest_plan_and_reuses_it() {
     std::fs::write(&files[0], "{ not json").unwrap();
     gpu.tuner = Tuner::in_dir(Autotune::Cached, "test adapter", dir.path());
     assert_eq!(run(&gpu).0, rules);
+}
+
+#[test]
+fn rope_bad_shapes_are_refused() {
+    let gpu = gpu();
+    let t = gpu.upload("x", &[1.0; 10], Precision::F32).unwrap();
+    let e = kernels::rope(gpu, &t, 5, 2, 3, 10000.0, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("rot_dim 3 must be even"), "{e}");
+    let e = kernels::rope(gpu, &t, 3, 2, 2, 10000.0, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("do not form rows"), "{e}");
 }

@@ -9,9 +9,7 @@ mod common;
 use std::path::Path;
 
 use ceiling_core::curve::Choice;
-use ceiling_core::stats::Moments;
 use ceiling_host::sweep::{self, LengthResult, Preset, Shard, Summary, SweepConfig};
-use ceiling_shaders::Precision;
 use common::*;
 
 struct Quiet;
@@ -204,37 +202,6 @@ fn shards_merge_to_the_whole_grid() {
         both.points.iter().map(|p| p.n).collect::<Vec<_>>(),
         vec![16, 32, 64]
     );
-}
-
-#[test]
-fn column_moments_match_the_f64_reference() {
-    let gpu = gpu();
-    let mut rng = rng("moments");
-    for precision in precisions() {
-        for (samples, cols) in [(2, 1), (7, 33), (100, 65), (1000, 3)] {
-            // A large common offset: a naive sum of squares in f32 would lose the variance.
-            let offset = if precision == Precision::F32 {
-                300.0
-            } else {
-                3.0
-            };
-            let x: Vec<f32> = random(&mut rng, samples * cols)
-                .iter()
-                .map(|v| v + offset)
-                .collect();
-            let t = gpu.upload("x", &x, precision).unwrap();
-            let got = ceiling_host::kernels::column_moments(gpu, &t, samples, cols).unwrap();
-            let mut want = Moments::new(cols);
-            for row in stored(&x, precision).chunks(cols) {
-                want.push(row).unwrap();
-            }
-            let as32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
-            let label = format!("moments {samples}x{cols} {precision}");
-            assert_close(&format!("{label} mean"), &as32(&got.mean), &want.mean, 1e-6);
-            assert_close(&format!("{label} m2"), &as32(&got.m2), &want.m2, 1e-5);
-            assert_eq!(got.count, samples as u64);
-        }
-    }
 }
 
 #[test]

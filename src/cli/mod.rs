@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench_report;
+pub mod check;
 pub mod emerge;
 pub mod fit;
 pub mod hidden;

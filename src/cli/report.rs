@@ -10,7 +10,8 @@ use ceiling_host::sweep::{self, results, LengthResult};
 #[derive(clap::Args)]
 pub struct Args {
     /// Result directories: a sweep's --out directory, or one preset's folder in it; and
-    /// bench JSON files (`cargo xtask bench`) or folders of them, compared side by side.
+    /// bench JSON files (`cargo xtask bench`) or folders of them, compared side by side;
+    /// and `ceiling check --json` files, tabulated side by side.
     #[arg(required = true)]
     dirs: Vec<PathBuf>,
     /// Where the merged summaries and plots go.
@@ -112,7 +113,18 @@ fn versions(runs: &[&Run]) -> BTreeMap<String, Vec<String>> {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let (bench, dirs) = super::bench_report::split_inputs(&args.dirs)?;
+    let (checks, rest): (Vec<PathBuf>, Vec<PathBuf>) = args
+        .dirs
+        .iter()
+        .cloned()
+        .partition(|p| super::check::is_check_file(p));
+    if !checks.is_empty() {
+        super::check::report(&checks, &args.out)?;
+        if rest.is_empty() {
+            return Ok(());
+        }
+    }
+    let (bench, dirs) = super::bench_report::split_inputs(&rest)?;
     if !bench.is_empty() {
         super::bench_report::run(&bench, &args.out)?;
     }

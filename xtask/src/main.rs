@@ -95,10 +95,6 @@ fn run() -> Result<()> {
                         "--test",
                         "kernels",
                         "--test",
-                        "attention",
-                        "--test",
-                        "lm_head",
-                        "--test",
                         "timing",
                     ],
                     &[

@@ -1,6 +1,7 @@
 //! `ceiling-host`: the wgpu side of ceiling. Adapter and device, tensors, kernel launchers.
 
 pub mod autotune;
+pub mod cases;
 pub mod emergence;
 pub mod error;
 pub mod gpu;
