@@ -1,7 +1,9 @@
 //! Criterion benches of the kernels on the best adapter: matmul (square and transformer
 //! shapes, f32 and f16, several tilings), fused attention against the unfused baseline,
-//! layer norm, the column-moments reduction, one whole forward pass, and a large buffer
-//! copy for the bandwidth peak.
+//! the LM head against its unfused path, the column-moments reduction, every other
+//! registered kernel (`ceiling_host::cases::benches`: softmax, the norms, rope), one whole
+//! forward pass, and a large buffer copy for the bandwidth peak. FLOP counts come from the
+//! kernel cases and shapes, one definition each.
 //!
 //! Each run is timed with GPU timestamps where the adapter has them (criterion's
 //! `iter_custom` gets the GPU time), else with the wall clock around a synchronised submit;
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 use ceiling_core::kernel::{Activation, AttentionShape, MatmulShape};
 use ceiling_core::model::{FfnActivation, ModelConfig, ModelWeights, RandomInput};
+use ceiling_host::cases::{self, KernelCase};
 use ceiling_host::kernels::{
     self, AttentionKernel, AttentionPlan, MatmulKernel, MatmulPlan, MatmulTiles, Vec4Tiles,
 };
@@ -264,7 +267,7 @@ impl<'g> Bench<'g> {
                 ("n", n),
                 ("trans_b", shape.trans_b as usize),
             ]),
-            flops: 2.0 * (batch * m * n * k) as f64,
+            flops: shape.flops(),
             bytes: es * (batch * (m * k + k * n + m * n)) as f64,
             clock: Clock::Auto,
         };
@@ -392,12 +395,7 @@ impl<'g> Bench<'g> {
         p: Precision,
     ) {
         let (b, h, n, hd) = (shape.batch, shape.heads, shape.n_q, shape.head_dim);
-        let pairs = if shape.causal {
-            (n * (n + 1) / 2) as f64
-        } else {
-            (n * n) as f64
-        };
-        let flops = 4.0 * (b * h * hd) as f64 * pairs;
+        let flops = shape.flops();
         let bytes = (4 * shape.q_len() * p.size()) as f64;
         let mask = if shape.causal { "causal" } else { "full" };
         let label = format!("n{n}-hd{hd}-{mask}");
@@ -488,39 +486,69 @@ impl<'g> Bench<'g> {
         }
     }
 
-    fn layer_norm(&self, c: &mut Criterion) {
-        let mut g = self.group(c, "layer_norm");
-        let (rows, cols) = match self.size {
-            Size::Small => (2048, 768),
-            Size::Large => (16384, 4096),
-        };
-        for p in Precision::ALL {
-            let es = p.size() as f64;
-            let case = Case {
-                name: format!("layer_norm/{rows}x{cols}/{p}"),
-                kernel: "layer_norm",
-                precision: p,
-                variant: "one workgroup per row".into(),
-                shape: shape_of(&[("rows", rows), ("cols", cols)]),
-                // mean, variance, normalise, scale and shift: about 8 FLOP per element.
-                flops: 8.0 * (rows * cols) as f64,
-                bytes: es * (2 * rows * cols + 2 * cols) as f64,
-                clock: Clock::Auto,
-            };
-            self.case(&mut g, case, || {
-                let sets = input_sets(rows * cols * p.size());
-                let xs = (0..sets)
-                    .map(|_| self.upload("x", rows * cols, p))
-                    .collect::<Result<Vec<_>>>()?;
-                let gamma = self.upload("gamma", cols, p)?;
-                let beta = self.upload("beta", cols, p)?;
-                let out = self.gpu.nan_tensor("out", rows * cols, p)?;
-                Ok((sets, move |i: usize| {
-                    kernels::layer_norm(self.gpu, &xs[i], cols, &gamma, &beta, 1e-5, &out)
-                }))
-            });
+    /// The registered cases (`ceiling_host::cases::benches`) of the kernels that have no
+    /// section above or below comparing their variants: each at each precision, in the plan
+    /// its launcher chooses, with the case's own FLOP and byte counts.
+    fn registered(&self, c: &mut Criterion) {
+        const OWN_SECTIONS: &[&str] = &[
+            "matmul",
+            "attention",
+            "attention_unfused",
+            "lm_head",
+            "column_moments",
+        ];
+        let small = self.size == Size::Small;
+        for case in cases::benches(small) {
+            let case = case.as_ref();
+            if OWN_SECTIONS.contains(&case.kernel()) {
+                continue;
+            }
+            let mut g = self.group(c, case.kernel());
+            for p in Precision::ALL {
+                let name = format!("{}/{p}", case.name());
+                if !self.selected(&name) {
+                    continue;
+                }
+                let variant = case.variants(self.gpu)[0];
+                let bytes = case.bytes(p);
+                let sets = input_sets(bytes as usize);
+                let prepared = (0..sets)
+                    .map(|i| cases::prepare(self.gpu, case, p, i as u64))
+                    .collect::<Result<Vec<_>>>();
+                // The plan names the case: what runs, as the launcher reports it.
+                let ready = prepared.and_then(|sets| {
+                    let plan = sets[0].launch(self.gpu, case, variant)?;
+                    Ok((sets, plan))
+                });
+                let (prepared, plan) = match ready {
+                    Ok(x) => x,
+                    Err(e) => {
+                        self.skip(&name, e.to_string());
+                        continue;
+                    }
+                };
+                let bench_case = Case {
+                    name,
+                    kernel: case.kernel(),
+                    precision: p,
+                    variant: plan,
+                    shape: case
+                        .inputs()
+                        .iter()
+                        .map(|t| (t.name.to_string(), t.len() as u64))
+                        .collect(),
+                    flops: case.flops(),
+                    bytes,
+                    clock: Clock::Auto,
+                };
+                self.case(&mut g, bench_case, || {
+                    Ok((sets, |i: usize| {
+                        prepared[i].launch(self.gpu, case, variant).map(|_| ())
+                    }))
+                });
+            }
+            g.finish();
         }
-        g.finish();
     }
 
     /// The LM head (lse, nll, entropy, top-1 per row without the logits) against the unfused
@@ -534,7 +562,13 @@ impl<'g> Bench<'g> {
         };
         for p in Precision::ALL {
             let label = format!("{rows}x{d}x{vocab}");
-            let flops = 2.0 * (rows * d * vocab) as f64;
+            let flops = cases::LmHeadCase {
+                rows,
+                d,
+                vocab,
+                scale: 1.0,
+            }
+            .flops();
             let es = p.size() as f64;
             let shape = shape_of(&[("rows", rows), ("d", d), ("vocab", vocab)]);
             let targets: Vec<u32> = (0..rows).map(|r| (r * 7919 % vocab) as u32).collect();
@@ -605,8 +639,13 @@ impl<'g> Bench<'g> {
         for p in Precision::ALL {
             let es = p.size() as f64;
             let shape = shape_of(&[("samples", samples), ("cols", cols)]);
-            // Welford: about 6 FLOP per element; x read once, mean and M2 written in f32.
-            let flops = 6.0 * (samples * cols) as f64;
+            // x read once, mean and M2 written in f32.
+            let flops = cases::ColumnMomentsCase {
+                samples,
+                cols,
+                offset: 0.0,
+            }
+            .flops();
             let bytes = es * (samples * cols) as f64 + 8.0 * cols as f64;
             let inputs = || -> Result<(usize, Vec<Tensor>)> {
                 let sets = input_sets(samples * cols * p.size());
@@ -860,7 +899,7 @@ fn main() {
     bench.copy_peak(&mut c);
     bench.matmul(&mut c);
     bench.attention(&mut c);
-    bench.layer_norm(&mut c);
+    bench.registered(&mut c);
     bench.lm_head(&mut c);
     bench.reductions(&mut c);
     bench.forward(&mut c);

@@ -275,9 +275,19 @@ impl AttentionShape {
     pub fn causal_visible(&self, i: usize, j: usize) -> bool {
         !self.causal || j + self.n_q <= i + self.n_kv
     }
-    /// Multiply-adds of QK^T and AV, counted as 2 flops each (masked work included).
+    /// Multiply-adds of QK^T and AV over the (query, key) pairs the causal mask leaves
+    /// visible, counted as 2 flops each: the work a kernel that skips masked tiles must do.
+    /// (Key masks are data, not shape, and are not subtracted.)
     pub fn flops(&self) -> f64 {
-        4.0 * (self.batch * self.heads * self.n_q * self.n_kv * self.head_dim) as f64
+        let pairs: usize = if self.causal {
+            // Query i sees keys j <= i + n_kv - n_q.
+            (0..self.n_q)
+                .map(|i| (i + self.n_kv + 1).saturating_sub(self.n_q).min(self.n_kv))
+                .sum()
+        } else {
+            self.n_q * self.n_kv
+        };
+        4.0 * (self.batch * self.heads * pairs * self.head_dim) as f64
     }
 }
 

@@ -112,8 +112,8 @@ pub(super) fn checks() -> Vec<Box<dyn KernelCase>> {
         .collect()
 }
 
-/// The hidden states of a 256-token batch at BERT-base and SmolLM2 widths.
+/// The hidden states of a batch of tokens at GPT-2 width (4096 wide at full size).
 pub(super) fn benches(small: bool) -> Vec<Box<dyn KernelCase>> {
-    let rows = if small { 256 } else { 2048 };
-    [384, 768].into_iter().flat_map(|c| both(rows, c)).collect()
+    let (rows, cols) = if small { (2048, 768) } else { (16384, 4096) };
+    both(rows, cols).into()
 }
