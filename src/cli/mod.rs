@@ -10,6 +10,7 @@ pub mod kernel;
 pub mod loss;
 pub mod report;
 pub mod sweep;
+pub mod tensors;
 pub mod tokenize;
 
 /// Parses a count or size flag, saying so when the value is negative (clap would otherwise
