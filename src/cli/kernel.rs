@@ -11,8 +11,9 @@ use std::time::Instant;
 use super::tensors::{same_dim, write_atomic, Input, Loaded, Output};
 use anyhow::{bail, Context, Result};
 use ceiling_core::kernel::{Activation, AttentionShape, MatmulShape, SoftmaxShape};
+use ceiling_host::cases::{self, KernelCase, NormKind, Variant};
 use ceiling_host::kernels::{self, AttentionKernel, MatmulKernel, STATS_PER_ROW};
-use ceiling_host::{AdapterRequest, Gpu, Tensor};
+use ceiling_host::{AdapterRequest, Gpu};
 use ceiling_shaders::Precision;
 
 #[derive(clap::Subcommand)]
@@ -192,30 +193,20 @@ fn attention(args: AttentionArgs, adapter: &AdapterRequest) -> Result<()> {
     let precision = io.precision();
     let gpu = open(adapter, precision)?;
     let start = Instant::now();
-    let qt = upload(&gpu, &q, precision)?;
-    let kt = upload(&gpu, &k, precision)?;
-    let vt = upload(&gpu, &v, precision)?;
     // The kernels take the key mask as f32 0/1 whatever the input dtype.
-    let mask_t = match &mask {
-        Some(m) => {
-            let keep: Vec<f32> = m.data.iter().map(|&x| (x != 0.0) as u32 as f32).collect();
-            Some(gpu.upload("mask", &keep, Precision::F32)?)
-        }
-        None => None,
-    };
-    let out = gpu.nan_tensor("out", shape.q_len(), precision)?;
-    let rows = vec![batch, heads, n_q];
-    let mut outputs = Vec::new();
-    let kernel_name: String = if args.kernel == KernelChoice::Unfused {
-        kernels::attention_unfused(&gpu, &shape, &qt, &kt, &vt, mask_t.as_ref(), &out)
-            .context("attention (unfused) failed")?;
-        outputs.push(Output::result(
-            "out",
-            q.shape.clone(),
-            gpu.download(&out)?,
-            precision,
-        )?);
-        "unfused".into()
+    let mut tensors = vec![q.named(), k.named(), v.named()];
+    if let Some(m) = &mask {
+        tensors.push((
+            "mask",
+            m.data.iter().map(|&x| (x != 0.0) as u32 as f32).collect(),
+        ));
+    }
+    let masked = mask.is_some();
+    let (kernel_name, outputs) = if args.kernel == KernelChoice::Unfused {
+        let case = cases::AttentionUnfusedCase { shape, masked };
+        let (_, mut out) = run_case(&gpu, &case, Variant::Only, precision, tensors)?;
+        let out = Output::result("out", q.shape.clone(), out.remove(0), precision)?;
+        ("unfused".to_string(), vec![out])
     } else {
         let kernel = match args.kernel {
             KernelChoice::Rows => AttentionKernel::Rows {
@@ -226,27 +217,17 @@ fn attention(args: AttentionArgs, adapter: &AdapterRequest) -> Result<()> {
             KernelChoice::Subgroup => AttentionKernel::Subgroup,
             _ => AttentionKernel::Auto,
         };
-        let stats = gpu.nan_tensor("stats", shape.rows() * STATS_PER_ROW, Precision::F32)?;
-        let plan = kernels::attention(
-            &gpu,
-            &shape,
-            &qt,
-            &kt,
-            &vt,
-            mask_t.as_ref(),
-            &out,
-            Some(&stats),
-            kernel,
-        )
-        .context("attention failed")?;
-        outputs.push(Output::result(
-            "out",
-            q.shape.clone(),
-            gpu.download(&out)?,
-            precision,
-        )?);
+        let case = cases::AttentionCase {
+            shape,
+            masked,
+            stats: true,
+            extra: vec![],
+        };
+        let (plan, got) = run_case(&gpu, &case, Variant::Attention(kernel), precision, tensors)?;
+        let [out, stats] = <[Vec<f32>; 2]>::try_from(got).expect("out and stats");
+        let mut outputs = vec![Output::result("out", q.shape.clone(), out, precision)?];
         // Stats are interleaved per row: [lse, n_eff, entropy].
-        let stats = gpu.download(&stats)?;
+        let rows = vec![batch, heads, n_q];
         for (i, name) in ["lse", "n_eff", "entropy"].into_iter().enumerate() {
             let col = stats
                 .iter()
@@ -256,7 +237,7 @@ fn attention(args: AttentionArgs, adapter: &AdapterRequest) -> Result<()> {
                 .collect();
             outputs.push(Output::new(name, rows.clone(), col, Precision::F32));
         }
-        plan.to_string()
+        (plan, outputs)
     };
     let elapsed = start.elapsed();
     let options = format!(
@@ -318,40 +299,28 @@ fn matmul(args: MatmulArgs, adapter: &AdapterRequest) -> Result<()> {
     let precision = io.precision();
     let gpu = open(adapter, precision)?;
     let start = Instant::now();
-    let at = upload(&gpu, &a, precision)?;
-    let bt = upload(&gpu, &b, precision)?;
-    let bias_t = bias.map(|t| upload(&gpu, &t, precision)).transpose()?;
-    let res_t = residual
-        .as_ref()
-        .map(|t| upload(&gpu, t, precision))
-        .transpose()?;
-    let out = gpu.nan_tensor("out", shape.out_len(), precision)?;
-    let act: Activation = args.activation.into();
-    let plan = kernels::matmul(
-        &gpu,
-        &shape,
-        &at,
-        &bt,
-        bias_t.as_ref(),
-        res_t.as_ref(),
-        act,
-        &out,
-        MatmulKernel::Auto,
-    )
-    .context("matmul failed")?;
-    let outputs = vec![Output::result(
-        "out",
-        out_shape,
-        gpu.download(&out)?,
-        precision,
-    )?];
+    let case = cases::MatmulCase {
+        bias: bias.is_some(),
+        residual: residual.is_some(),
+        act: args.activation.into(),
+        ..cases::MatmulCase::new(rows, a.shape[ka], n)
+    };
+    let tensors = [Some(&a), Some(&b), bias.as_ref(), residual.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(Loaded::named)
+        .collect();
+    let variant = Variant::Matmul(MatmulKernel::Auto);
+    let (plan, mut out) = run_case(&gpu, &case, variant, precision, tensors)?;
+    let outputs = vec![Output::result("out", out_shape, out.remove(0), precision)?];
     let elapsed = start.elapsed();
     let what = format!(
-        "matmul ({plan}) a {:?} x b {:?}{}{}, activation {act:?}",
+        "matmul ({plan}) a {:?} x b {:?}{}{}, activation {:?}",
         a.shape,
         b.shape,
-        if bias_t.is_some() { " + bias" } else { "" },
-        if res_t.is_some() { " + residual" } else { "" },
+        if case.bias { " + bias" } else { "" },
+        if case.residual { " + residual" } else { "" },
+        case.act
     );
     finish(&gpu, io, &what, precision, outputs, elapsed)
 }
@@ -385,21 +354,26 @@ fn norm(args: NormArgs, layer: bool, adapter: &AdapterRequest) -> Result<()> {
     let precision = io.precision();
     let gpu = open(adapter, precision)?;
     let start = Instant::now();
-    let xt = upload(&gpu, &x, precision)?;
-    let gt = upload(&gpu, &gamma, precision)?;
-    let out = gpu.nan_tensor("out", x.data.len(), precision)?;
-    match &beta {
-        Some(beta) => {
-            let bt = upload(&gpu, beta, precision)?;
-            kernels::layer_norm(&gpu, &xt, cols, &gt, &bt, args.eps, &out)
-        }
-        None => kernels::rms_norm(&gpu, &xt, cols, &gt, args.eps, &out),
-    }
-    .with_context(|| format!("{kernel} failed"))?;
+    let case = cases::NormCase {
+        kind: if layer {
+            NormKind::Layer
+        } else {
+            NormKind::Rms
+        },
+        rows: x.data.len() / cols,
+        cols,
+        eps: args.eps,
+    };
+    let tensors = [Some(&x), Some(&gamma), beta.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(Loaded::named)
+        .collect();
+    let (_, mut out) = run_case(&gpu, &case, Variant::Only, precision, tensors)?;
     let outputs = vec![Output::result(
         "out",
         x.shape.clone(),
-        gpu.download(&out)?,
+        out.remove(0),
         precision,
     )?];
     let elapsed = start.elapsed();
@@ -422,13 +396,16 @@ fn softmax(args: SoftmaxArgs, adapter: &AdapterRequest) -> Result<()> {
     let precision = io.precision();
     let gpu = open(adapter, precision)?;
     let start = Instant::now();
-    let xt = upload(&gpu, &x, precision)?;
-    let out = gpu.nan_tensor("out", x.data.len(), precision)?;
-    kernels::softmax(&gpu, &shape, &xt, None, &out).context("softmax failed")?;
+    let case = cases::SoftmaxCase {
+        batch: 1,
+        shape,
+        masked: false,
+    };
+    let (_, mut out) = run_case(&gpu, &case, Variant::Only, precision, vec![x.named()])?;
     let outputs = vec![Output::result(
         "out",
         x.shape.clone(),
-        gpu.download(&out)?,
+        out.remove(0),
         precision,
     )?];
     let elapsed = start.elapsed();
@@ -495,9 +472,26 @@ fn open(adapter: &AdapterRequest, precision: Precision) -> Result<Gpu> {
     Ok(gpu)
 }
 
-fn upload(gpu: &Gpu, t: &Loaded, precision: Precision) -> Result<Tensor> {
-    gpu.upload(t.name, &t.data, precision)
-        .with_context(|| format!("uploading tensor `{}`", t.name))
+/// Runs `case` on the named input tensors (matched to the case's inputs by name: the
+/// case says which tensors the kernel reads); returns the plan and every output.
+fn run_case(
+    gpu: &Gpu,
+    case: &dyn KernelCase,
+    variant: Variant,
+    precision: Precision,
+    mut tensors: Vec<(&'static str, Vec<f32>)>,
+) -> Result<(String, Vec<Vec<f32>>)> {
+    let host = case
+        .inputs()
+        .iter()
+        .map(|spec| {
+            let i = tensors.iter().position(|(name, _)| *name == spec.name);
+            let i = i.with_context(|| format!("{}: no tensor `{}`", case.name(), spec.name))?;
+            Ok(tensors.swap_remove(i).1)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    cases::run(gpu, case, variant, precision, host)
+        .with_context(|| format!("{} failed", case.kernel()))
 }
 
 /// Writes the outputs atomically and prints the one-line summary.

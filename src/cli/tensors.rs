@@ -33,6 +33,11 @@ impl Loaded {
         Ok(())
     }
 
+    /// The name and values, as `ceiling_host::cases::run` takes them.
+    pub fn named(&self) -> (&'static str, Vec<f32>) {
+        (self.name, self.data.clone())
+    }
+
     pub fn at_least_rank_1(&self) -> Result<()> {
         if self.shape.is_empty() {
             bail!(

@@ -31,7 +31,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use ceiling_core::kernel::{check_len, ShapeError};
+
+use crate::error::{HostError, Result};
 use crate::kernels::{AttentionKernel, MatmulKernel};
 use crate::{Gpu, Tensor};
 
@@ -342,6 +344,11 @@ impl Prepared {
     pub fn launch(&self, gpu: &Gpu, case: &dyn KernelCase, variant: Variant) -> Result<String> {
         case.launch(gpu, variant, &self.inputs, &self.host, &self.outputs)
     }
+
+    /// Every output, read back.
+    pub fn download(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>> {
+        self.outputs.iter().map(|t| gpu.download(t)).collect()
+    }
 }
 
 /// Draws the inputs of `case` from `seed`, uploads them at `precision` and allocates its
@@ -353,11 +360,33 @@ pub fn prepare(
     seed: u64,
 ) -> Result<Prepared> {
     let host = case.draw(&mut ChaCha8Rng::seed_from_u64(seed));
-    let inputs = case
-        .inputs()
+    upload(gpu, case, precision, host)
+}
+
+/// Uploads `host` (one vector per input spec, in order) at `precision` and allocates the
+/// outputs of `case`, filled with NaN.
+pub fn upload(
+    gpu: &Gpu,
+    case: &dyn KernelCase,
+    precision: Precision,
+    host: Vec<Vec<f32>>,
+) -> Result<Prepared> {
+    let specs = case.inputs();
+    if host.len() != specs.len() {
+        return Err(HostError::Shape(ShapeError::Invalid(format!(
+            "{}: {} input tensors given, the kernel takes {}",
+            case.name(),
+            host.len(),
+            specs.len()
+        ))));
+    }
+    let inputs = specs
         .iter()
         .zip(&host)
-        .map(|(spec, data)| gpu.upload(spec.name, data, spec.storage.precision(precision)))
+        .map(|(spec, data)| {
+            check_len(spec.name, spec.len(), data.len())?;
+            gpu.upload(spec.name, data, spec.storage.precision(precision))
+        })
         .collect::<Result<Vec<_>>>()?;
     let outputs = case
         .outputs()
@@ -369,6 +398,21 @@ pub fn prepare(
         inputs,
         outputs,
     })
+}
+
+/// Runs `case` in `variant` on `host` inputs at `precision` (how `ceiling kernel` runs a
+/// user's tensors); returns the plan the launcher ran and every output, read back.
+pub fn run(
+    gpu: &Gpu,
+    case: &dyn KernelCase,
+    variant: Variant,
+    precision: Precision,
+    host: Vec<Vec<f32>>,
+) -> Result<(String, Vec<Vec<f32>>)> {
+    let prepared = upload(gpu, case, precision, host)?;
+    let plan = prepared.launch(gpu, case, variant)?;
+    let outputs = prepared.download(gpu)?;
+    Ok((plan, outputs))
 }
 
 /// Runs `case` in `variant` at `precision` on inputs drawn from `seed` into NaN-poisoned
@@ -402,11 +446,7 @@ pub fn check(
             return Ok(result);
         }
     }
-    let got = prepared
-        .outputs
-        .iter()
-        .map(|t| gpu.download(t))
-        .collect::<Result<Vec<_>>>()?;
+    let got = prepared.download(gpu)?;
     let as_stored: Vec<Vec<f64>> = case
         .inputs()
         .iter()

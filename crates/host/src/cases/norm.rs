@@ -16,15 +16,17 @@ pub enum NormKind {
     Rms,
 }
 
-/// A norm over rows of `cols`, eps 1e-5.
+/// A norm over rows of `cols`.
 #[derive(Clone, Debug)]
 pub struct NormCase {
     pub kind: NormKind,
     pub rows: usize,
     pub cols: usize,
+    pub eps: f32,
 }
 
-const EPS: f32 = 1e-5;
+/// The eps of BERT and GPT-2 (Llama's is 1e-6).
+pub const EPS: f32 = 1e-5;
 
 impl KernelCase for NormCase {
     fn kernel(&self) -> &'static str {
@@ -74,15 +76,15 @@ impl KernelCase for NormCase {
     ) -> Result<String> {
         match self.kind {
             NormKind::Layer => {
-                kernels::layer_norm(gpu, &x[0], self.cols, &x[1], &x[2], EPS, &out[0])?
+                kernels::layer_norm(gpu, &x[0], self.cols, &x[1], &x[2], self.eps, &out[0])?
             }
-            NormKind::Rms => kernels::rms_norm(gpu, &x[0], self.cols, &x[1], EPS, &out[0])?,
+            NormKind::Rms => kernels::rms_norm(gpu, &x[0], self.cols, &x[1], self.eps, &out[0])?,
         }
         Ok(self.kernel().into())
     }
 
     fn reference(&self, x: &[Vec<f64>]) -> Vec<Vec<f64>> {
-        let eps = EPS as f64;
+        let eps = self.eps as f64;
         vec![match self.kind {
             NormKind::Layer => reference::layer_norm(&x[0], self.cols, &x[1], &x[2], eps),
             NormKind::Rms => reference::rms_norm(&x[0], self.cols, &x[1], eps),
@@ -101,8 +103,14 @@ impl KernelCase for NormCase {
 }
 
 fn both(rows: usize, cols: usize) -> [Box<dyn KernelCase>; 2] {
-    [NormKind::Layer, NormKind::Rms]
-        .map(|kind| Box::new(NormCase { kind, rows, cols }) as Box<dyn KernelCase>)
+    [NormKind::Layer, NormKind::Rms].map(|kind| {
+        Box::new(NormCase {
+            kind,
+            rows,
+            cols,
+            eps: EPS,
+        }) as Box<dyn KernelCase>
+    })
 }
 
 pub(super) fn checks() -> Vec<Box<dyn KernelCase>> {
