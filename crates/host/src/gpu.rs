@@ -8,7 +8,6 @@ use ceiling_shaders::{Precision, Variant};
 use wgpu::util::DeviceExt;
 
 use crate::error::{HostError, Result};
-use crate::tensor::Tensor;
 
 /// How to choose an adapter. Empty fields fall back to WGPU_ADAPTER_NAME and WGPU_BACKEND.
 #[derive(Clone, Debug, Default)]
@@ -230,7 +229,9 @@ pub struct Gpu {
     pub features: wgpu::Features,
     pub limits: wgpu::Limits,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
-    placeholders: Mutex<HashMap<(Precision, bool), Arc<Tensor>>>,
+    /// The buffers of [`Gpu::unused_input`] and [`Gpu::unused_output`] (see crate::tensor),
+    /// by precision and whether it is an output.
+    pub(crate) placeholders: Mutex<HashMap<(Precision, bool), wgpu::Buffer>>,
     pending: Mutex<Pending>,
     errors: Arc<Mutex<Vec<String>>>,
     /// Kernel plan choices: off unless [`Gpu::set_autotune`] says otherwise.
@@ -356,28 +357,6 @@ impl Gpu {
             });
         }
         Ok(())
-    }
-
-    /// A small buffer to bind where a kernel's optional input is absent (its flags tell the
-    /// kernel not to read it). Made once per precision: launchers bind one on most calls.
-    pub fn unused_input(&self, precision: Precision) -> Result<Arc<Tensor>> {
-        self.placeholder(precision, false)
-    }
-
-    /// The same for an absent optional output, bound read-write: a buffer of its own, as
-    /// one buffer bound both read-only and read-write in a dispatch is a usage conflict.
-    pub fn unused_output(&self) -> Result<Arc<Tensor>> {
-        self.placeholder(Precision::F32, true)
-    }
-
-    fn placeholder(&self, precision: Precision, output: bool) -> Result<Arc<Tensor>> {
-        let mut cache = self.placeholders.lock().unwrap();
-        if let Some(t) = cache.get(&(precision, output)) {
-            return Ok(t.clone());
-        }
-        let t = Arc::new(self.upload("unused", &[0.0; 4], precision)?);
-        cache.insert((precision, output), t.clone());
-        Ok(t)
     }
 
     /// The largest storage binding, in bytes.

@@ -1,4 +1,7 @@
-//! Tensors on the GPU: a storage buffer of f32 or f16 elements.
+//! Tensors on the GPU: a storage buffer of f32 or f16 elements, and how a [`Gpu`] makes them
+//! (uploads, NaN-filled outputs, placeholders for absent inputs) and reads them back.
+
+use std::sync::Arc;
 
 use ceiling_shaders::Precision;
 use half::f16;
@@ -159,6 +162,36 @@ impl Gpu {
     pub fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
         let bytes = self.read_bytes(&t.buffer, 0, held_bytes(t.len, t.precision))?;
         Ok(decode(&bytes, t.len, t.precision))
+    }
+
+    /// A small buffer to bind where a kernel's optional input is absent (its flags tell the
+    /// kernel not to read it). Made once per precision: launchers bind one on most calls.
+    pub fn unused_input(&self, precision: Precision) -> Result<Arc<Tensor>> {
+        self.placeholder(precision, false)
+    }
+
+    /// The same for an absent optional output, bound read-write: a buffer of its own, as
+    /// one buffer bound both read-only and read-write in a dispatch is a usage conflict.
+    pub fn unused_output(&self) -> Result<Arc<Tensor>> {
+        self.placeholder(Precision::F32, true)
+    }
+
+    fn placeholder(&self, precision: Precision, output: bool) -> Result<Arc<Tensor>> {
+        const LEN: usize = 4;
+        let mut cache = self.placeholders.lock().unwrap();
+        let buffer = match cache.get(&(precision, output)) {
+            Some(b) => b.clone(),
+            None => {
+                let t = self.upload("unused", &[0.0; LEN], precision)?;
+                cache.insert((precision, output), t.buffer.clone());
+                t.buffer
+            }
+        };
+        Ok(Arc::new(Tensor {
+            buffer,
+            len: LEN,
+            precision,
+        }))
     }
 }
 
