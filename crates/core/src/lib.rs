@@ -1,6 +1,7 @@
 //! `ceiling-core`: everything of ceiling that needs no GPU. Shapes and configs, the f64 CPU
 //! reference of every kernel, statistics and fits.
 
+pub mod adapter;
 pub mod curve;
 pub mod emergence;
 pub mod expected;

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use ceiling_core::adapter::{AdapterSummary, DeviceType};
 use ceiling_shaders::{Precision, Variant};
 use wgpu::util::DeviceExt;
 
@@ -20,60 +21,54 @@ pub struct AdapterRequest {
     pub autotune: crate::Autotune,
 }
 
-/// Everything a result file needs to say which adapter produced it.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct AdapterSummary {
-    pub name: String,
-    pub backend: String,
-    pub device_type: String,
-    pub driver: String,
-    pub driver_info: String,
-    pub vendor: u32,
-    pub device: u32,
-    pub features: Vec<String>,
-    pub max_storage_buffer_binding_size: u64,
-    pub max_buffer_size: u64,
-    pub max_compute_workgroup_storage_size: u32,
-    pub max_compute_invocations_per_workgroup: u32,
-    pub max_compute_workgroups_per_dimension: u32,
-    pub subgroup_min_size: u32,
-    pub subgroup_max_size: u32,
+/// The description of an adapter that result files carry.
+fn adapter_summary(
+    info: &wgpu::AdapterInfo,
+    features: wgpu::Features,
+    limits: &wgpu::Limits,
+) -> AdapterSummary {
+    let mut names = Vec::new();
+    for (flag, name) in [
+        (wgpu::Features::SHADER_F16, "shader-f16"),
+        (wgpu::Features::SUBGROUP, "subgroup"),
+        (wgpu::Features::TIMESTAMP_QUERY, "timestamp-query"),
+        (
+            wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
+            "timestamp-query-inside-encoders",
+        ),
+        (wgpu::Features::SHADER_F64, "shader-f64"),
+    ] {
+        if features.contains(flag) {
+            names.push(name.to_string());
+        }
+    }
+    AdapterSummary {
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        device_type: device_type(info.device_type),
+        driver: info.driver.clone(),
+        driver_info: info.driver_info.clone(),
+        vendor: info.vendor,
+        device: info.device,
+        features: names,
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+        max_buffer_size: limits.max_buffer_size,
+        max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
+        max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+        max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+        subgroup_min_size: info.subgroup_min_size,
+        subgroup_max_size: info.subgroup_max_size,
+    }
 }
 
-impl AdapterSummary {
-    fn new(info: &wgpu::AdapterInfo, features: wgpu::Features, limits: &wgpu::Limits) -> Self {
-        let mut names = Vec::new();
-        for (flag, name) in [
-            (wgpu::Features::SHADER_F16, "shader-f16"),
-            (wgpu::Features::SUBGROUP, "subgroup"),
-            (wgpu::Features::TIMESTAMP_QUERY, "timestamp-query"),
-            (
-                wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
-                "timestamp-query-inside-encoders",
-            ),
-            (wgpu::Features::SHADER_F64, "shader-f64"),
-        ] {
-            if features.contains(flag) {
-                names.push(name.to_string());
-            }
-        }
-        Self {
-            name: info.name.clone(),
-            backend: format!("{:?}", info.backend),
-            device_type: format!("{:?}", info.device_type),
-            driver: info.driver.clone(),
-            driver_info: info.driver_info.clone(),
-            vendor: info.vendor,
-            device: info.device,
-            features: names,
-            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
-            max_buffer_size: limits.max_buffer_size,
-            max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
-            max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
-            max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
-            subgroup_min_size: info.subgroup_min_size,
-            subgroup_max_size: info.subgroup_max_size,
-        }
+/// wgpu's device type as result files name it.
+fn device_type(t: wgpu::DeviceType) -> DeviceType {
+    match t {
+        wgpu::DeviceType::Other => DeviceType::Other,
+        wgpu::DeviceType::IntegratedGpu => DeviceType::IntegratedGpu,
+        wgpu::DeviceType::DiscreteGpu => DeviceType::DiscreteGpu,
+        wgpu::DeviceType::VirtualGpu => DeviceType::VirtualGpu,
+        wgpu::DeviceType::Cpu => DeviceType::Cpu,
     }
 }
 
@@ -118,7 +113,7 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
     let adapters = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
     adapters
         .iter()
-        .map(|a| AdapterSummary::new(&a.get_info(), a.features(), &a.limits()))
+        .map(|a| adapter_summary(&a.get_info(), a.features(), &a.limits()))
         .collect()
 }
 
@@ -298,7 +293,7 @@ impl Gpu {
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             sink.lock().unwrap().push(e.to_string());
         }));
-        let summary = AdapterSummary::new(&info, features, &device.limits());
+        let summary = adapter_summary(&info, features, &device.limits());
         let mut gpu = Gpu {
             limits: device.limits(),
             device,
@@ -336,7 +331,7 @@ impl Gpu {
 
     /// Whether the adapter runs on the CPU (lavapipe, llvmpipe, WARP, SwiftShader).
     pub fn is_cpu(&self) -> bool {
-        self.summary.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
+        self.summary.is_cpu()
     }
 
     pub fn has_subgroups(&self) -> bool {

@@ -12,8 +12,9 @@ pub mod tensor;
 pub mod timing;
 
 pub use autotune::Autotune;
+pub use ceiling_core::adapter::AdapterSummary;
 pub use ceiling_shaders::Precision;
 pub use error::{HostError, Result};
-pub use gpu::{check_backend_env, list_adapters, AdapterRequest, AdapterSummary, Gpu};
+pub use gpu::{check_backend_env, list_adapters, AdapterRequest, Gpu};
 pub use tensor::Tensor;
 pub mod model;

@@ -4,12 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
+use ceiling_core::adapter::AdapterSummary;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HostError, Result};
-use crate::gpu::{AdapterSummary, Gpu};
+use crate::gpu::Gpu;
 use crate::model::GpuModel;
 use crate::sweep::results::{read_json, write_json};
 

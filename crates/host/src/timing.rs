@@ -16,10 +16,11 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use ceiling_core::adapter::AdapterSummary;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HostError, Result};
-use crate::gpu::{AdapterSummary, Gpu};
+use crate::gpu::Gpu;
 
 /// Which clock a measurement uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
