@@ -6,12 +6,12 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use ceiling_core::bench::{
+    BenchReport, BenchResult, Peak, BENCH_SCHEMA, METHOD_TIMESTAMP, METHOD_WALL,
+};
 use ceiling_core::kernel::{Activation, MatmulShape};
 use ceiling_host::kernels::{self, MatmulKernel};
-use ceiling_host::timing::{
-    measure, BenchReport, BenchResult, Clock, CopyBench, MeasureConfig, Peak, Timer, BENCH_SCHEMA,
-    METHOD_TIMESTAMP, METHOD_WALL,
-};
+use ceiling_host::timing::{measure, Clock, CopyBench, MeasureConfig, Timer};
 use ceiling_shaders::Precision;
 
 fn positive(t: f64) -> bool {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use ceiling_host::timing::{roof, BenchReport, BENCH_SCHEMA};
+use ceiling_core::bench::{roof, BenchReport, BENCH_SCHEMA};
 use plotters::prelude::*;
 
 use crate::plot::{register_font, COLORS};
@@ -80,7 +80,7 @@ fn g(x: f64) -> String {
 pub fn run(files: &[PathBuf], out: &Path) -> Result<()> {
     let reports = files
         .iter()
-        .map(|f| BenchReport::read(f).map_err(|e| anyhow!(e)))
+        .map(|f| Ok(BenchReport::read(f)?))
         .collect::<Result<Vec<_>>>()?;
     let labels: Vec<String> = (0..reports.len())
         .map(|i| column_label(i, &reports, files))

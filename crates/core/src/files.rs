@@ -1,7 +1,45 @@
-//! Writing result files so that a reader never sees half of one.
+//! Writing result files so that a reader never sees half of one, and the error of a result
+//! file that cannot be read or written.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A result file that cannot be read or written: the path, what is wrong with it and what to
+/// do, and the I/O or JSON error underneath where there is one (its text is part of the
+/// message, before the fix).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct FileError {
+    pub path: PathBuf,
+    /// What is wrong and the fix.
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl FileError {
+    /// An error of `path` that no other error caused.
+    pub fn new(path: &Path, message: impl Into<String>) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error of `path` caused by `source`; `message` holds its text.
+    pub fn caused(
+        path: &Path,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
 
 /// Writes `bytes` to `path` through a temporary file beside it and a rename, creating the
 /// folder first: a reader (or a resumed run) sees the old file or the new one, never half of

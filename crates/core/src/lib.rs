@@ -2,6 +2,7 @@
 //! reference of every kernel, statistics and fits.
 
 pub mod adapter;
+pub mod bench;
 pub mod curve;
 pub mod emergence;
 pub mod expected;
