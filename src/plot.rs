@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ceiling_host::sweep::{results::percentile_interval, Summary};
+use ceiling_core::sweep::summary::{percentile_interval, Summary};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 

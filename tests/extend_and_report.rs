@@ -6,7 +6,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use ceiling_host::sweep::{self, results, LengthResult, Preset, Shard, SweepConfig};
+use ceiling_core::sweep::{results, LengthResult, Preset, Summary, SweepConfig};
+use ceiling_host::sweep::{self, Shard};
 use common::*;
 
 struct Quiet(Vec<(usize, bool)>);
@@ -26,7 +27,7 @@ fn tiny(lengths: &[usize]) -> SweepConfig {
     cfg
 }
 
-fn sweep_in(cfg: &SweepConfig, dir: &Path) -> (sweep::Summary, Vec<(usize, bool)>) {
+fn sweep_in(cfg: &SweepConfig, dir: &Path) -> (Summary, Vec<(usize, bool)>) {
     let mut seen = Quiet(Vec::new());
     let s = sweep::run_sweep(gpu(), cfg, dir, Shard::ALL, &mut seen).unwrap();
     (s, seen.0)

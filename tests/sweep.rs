@@ -9,7 +9,10 @@ mod common;
 use std::path::Path;
 
 use ceiling_core::curve::Choice;
-use ceiling_host::sweep::{self, LengthResult, Preset, Shard, Summary, SweepConfig};
+use ceiling_core::sweep::{
+    results, summary, LengthResult, ModelSpec, Preset, Summary, SweepConfig,
+};
+use ceiling_host::sweep::{self, Shard};
 use common::*;
 
 struct Quiet;
@@ -30,7 +33,7 @@ fn run(cfg: &SweepConfig, dir: &Path) -> Summary {
     sweep::run_sweep(gpu(), cfg, dir, Shard::ALL, &mut Quiet).unwrap()
 }
 
-fn slope(s: &Summary) -> sweep::summary::Slope {
+fn slope(s: &Summary) -> summary::Slope {
     s.fits[0].slope_n.clone().expect("a slope")
 }
 
@@ -140,7 +143,7 @@ fn an_interrupted_sweep_resumes_to_the_same_result() {
     run(&cfg, broken.path());
     // As if killed while measuring n = 64: its point never landed, a temporary file did,
     // and the summary was never written.
-    let point = sweep::results::point_path(broken.path(), 64);
+    let point = results::point_path(broken.path(), 64);
     std::fs::rename(&point, point.with_extension("tmp")).unwrap();
     std::fs::remove_file(broken.path().join("summary.json")).unwrap();
 
@@ -169,7 +172,7 @@ fn an_interrupted_sweep_resumes_to_the_same_result() {
     other.samples = 65;
     let err = sweep::run_sweep(gpu(), &other, broken.path(), Shard::ALL, &mut Quiet).unwrap_err();
     assert!(err.to_string().contains("another configuration"), "{err}");
-    assert!(sweep::results::point_path(broken.path(), 64).exists());
+    assert!(results::point_path(broken.path(), 64).exists());
 }
 
 #[test]
@@ -391,7 +394,7 @@ fn model_preset_probes_every_layer_and_checks_its_limits() {
     let mut mc = ceiling_core::model::ModelConfig::gpt2_like(2, 16, 2, 0);
     mc.position = ceiling_core::model::Position::Learned { max_positions: 64 };
     let mut cfg = SweepConfig::for_preset(Preset::Model);
-    cfg.model = Some(sweep::ModelSpec::Random { config: mc });
+    cfg.model = Some(ModelSpec::Random { config: mc });
     cfg.d_model = 16;
     cfg.lengths = vec![8, 16, 32];
     cfg.samples = 32;
@@ -429,7 +432,7 @@ fn token_models_draw_ids_from_a_unigram_distribution() {
     let mut mc = ceiling_core::model::ModelConfig::gpt2_like(1, 16, 2, 10);
     mc.position = ceiling_core::model::Position::Learned { max_positions: 32 };
     let mut cfg = SweepConfig::for_preset(Preset::Model);
-    cfg.model = Some(sweep::ModelSpec::Random { config: mc });
+    cfg.model = Some(ModelSpec::Random { config: mc });
     cfg.lengths = vec![8, 16, 32];
     cfg.samples = 32;
     let dir = tempfile::tempdir().unwrap();
@@ -488,7 +491,7 @@ fn cli_sweep_killed_and_restarted_matches_an_uninterrupted_one() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let first = sweep::results::point_path(&killed.join("ar1"), 16);
+    let first = results::point_path(&killed.join("ar1"), 16);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while !first.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -496,9 +499,7 @@ fn cli_sweep_killed_and_restarted_matches_an_uninterrupted_one() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(first.exists(), "the first length never finished");
-    let finished = sweep::results::load_points(&killed.join("ar1"))
-        .unwrap()
-        .len();
+    let finished = results::load_points(&killed.join("ar1")).unwrap().len();
     eprintln!("killed after {finished} of 6 lengths");
 
     let o = ceiling(&args(&killed).iter().map(String::as_str).collect::<Vec<_>>());

@@ -24,8 +24,8 @@ use std::sync::OnceLock;
 
 use ceiling_core::model::gguf::{self, GgmlType};
 use ceiling_core::model::{self, ModelConfig, ModelError, ModelWeights};
+use ceiling_core::sweep::{self, results, summary, LengthResult};
 use ceiling_core::text;
-use ceiling_host::sweep::{self, results, LengthResult};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -304,7 +304,7 @@ fn use_points(header: results::RunHeader, points: Vec<LengthResult>) {
         return;
     }
     let s = sweep::build_summary(header, points);
-    let _ = results::csv_text(&s);
+    let _ = summary::csv_text(&s);
     let _ = serde_json::to_string(&s);
 }
 

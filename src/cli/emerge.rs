@@ -8,12 +8,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use ceiling_core::adapter::AdapterSummary;
 use ceiling_core::emergence::{threshold_report, AccuracyPoint, ThresholdReport, Verdict};
 use ceiling_core::model::load_model;
+use ceiling_core::sweep::results::{read_json, write_json};
 use ceiling_host::emergence::{self, EmergencePoint, Task, TaskTokens};
 use ceiling_host::model::GpuModel;
-use ceiling_host::sweep::results::{read_json, write_json};
-use ceiling_host::{AdapterRequest, AdapterSummary, Gpu};
+use ceiling_host::{AdapterRequest, Gpu};
 use ceiling_shaders::Precision;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -298,7 +299,7 @@ fn write_csv(path: &Path, points: &[EmergencePoint]) -> Result<()> {
         }
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-    ceiling_host::sweep::results::write_atomic(path, &bytes)?;
+    ceiling_core::sweep::results::write_atomic(path, &bytes)?;
     Ok(())
 }
 

@@ -225,7 +225,7 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
         fit_points: &fit_points,
         fits: fits.as_ref(),
     };
-    ceiling_host::sweep::results::write_json(&args.out.join("summary.json"), &summary)?;
+    ceiling_core::sweep::results::write_json(&args.out.join("summary.json"), &summary)?;
     write_csv(&args.out.join("loss.csv"), &curve)?;
     println!(
         "mean next-token loss {:.4} nats over {} windows x {} positions; by position:",

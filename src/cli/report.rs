@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use ceiling_host::sweep::{self, results, LengthResult};
+use ceiling_core::sweep::{self, results, summary, LengthResult};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -259,7 +259,7 @@ pub fn run(args: Args) -> Result<()> {
             o.insert("runs".into(), runs.into());
         }
         results::write_json(&dir.join("summary.json"), &json)?;
-        results::write_tables(&dir, &s)?;
+        summary::write_tables(&dir, &s)?;
         crate::plot::after_results(label, || crate::plot::variance_plot(&dir, &s));
         summaries.push(s);
     }

@@ -1,5 +1,7 @@
 //! `ceiling-core`: everything of ceiling that needs no GPU. Shapes and configs, the f64 CPU
-//! reference of every kernel, statistics and fits.
+//! reference of every kernel, statistics and fits, the result files of sweeps (configs,
+//! points, summaries and their fits) and of benchmarks, and the adapter description they
+//! carry.
 
 pub mod adapter;
 pub mod bench;
@@ -16,4 +18,5 @@ pub mod optimise;
 pub mod process;
 pub mod reference;
 pub mod stats;
+pub mod sweep;
 pub mod text;

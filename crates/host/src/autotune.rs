@@ -211,11 +211,9 @@ impl Tuner {
             adapter: self.adapter.clone(),
             entries: self.entries.lock().unwrap().clone(),
         };
-        let io = |e: std::io::Error| {
-            HostError::Io(format!(
-                "writing the autotune cache {}: {e} (CEILING_CACHE_DIR moves it; --autotune off skips it)",
-                path.display()
-            ))
+        let io = |source: std::io::Error| HostError::AutotuneCache {
+            path: path.clone(),
+            source,
         };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;

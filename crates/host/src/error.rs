@@ -1,3 +1,6 @@
+use std::path::PathBuf;
+
+use ceiling_core::files::FileError;
 use ceiling_core::kernel::ShapeError;
 
 /// Everything that can go wrong on the GPU side, each with the problem and the fix named.
@@ -43,9 +46,20 @@ pub enum HostError {
     /// Statistics that cannot be formed from the measured values.
     #[error("{0}")]
     Stats(String),
-    /// A result file that cannot be read or written.
-    #[error("{0}")]
-    Io(String),
+    /// A result file that cannot be read or written: the path and the fix, with the I/O or
+    /// JSON error underneath as its source.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The autotune cache cannot be written.
+    #[error(
+        "writing the autotune cache {}: {source} (CEILING_CACHE_DIR moves it; --autotune off \
+         skips it)",
+        path.display()
+    )]
+    AutotuneCache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = HostError> = std::result::Result<T, E>;

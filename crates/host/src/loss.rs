@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use ceiling_core::adapter::AdapterSummary;
+use ceiling_core::files::FileError;
+use ceiling_core::sweep::results::{read_json, write_json};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -12,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{HostError, Result};
 use crate::gpu::Gpu;
 use crate::model::GpuModel;
-use crate::sweep::results::{read_json, write_json};
 
 /// Everything that changes a number of a loss run: a results folder holds one of these.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -74,7 +75,7 @@ pub fn start_run(dir: &Path, header: &LossHeader) -> Result<()> {
         }
         return Ok(());
     }
-    write_json(&path, header)
+    Ok(write_json(&path, header)?)
 }
 
 /// Scores the windows `ids` [windows, n] not yet in `dir`, `batch` windows per forward,
@@ -133,10 +134,12 @@ pub fn load_windows(dir: &Path, windows: usize, n: usize) -> Result<Vec<WindowSc
             continue;
         }
         let s: WindowScores = read_json(&path).map_err(|e| {
-            HostError::Config(format!(
-                "{e}; delete {} to score that window again",
+            let message = format!(
+                "{}; delete {} to score that window again",
+                e.message,
                 path.display()
-            ))
+            );
+            HostError::File(FileError { message, ..e })
         })?;
         check_window(&s, w, n).map_err(|why| {
             HostError::Config(format!(

@@ -1,17 +1,19 @@
 //! Context-length sweeps: for each length, many samples through the kernels, the noise of
 //! the probe position's representation across samples, and fits of how it falls with n.
+//!
+//! The configuration, the result files and the summary with its fits need no GPU: they are
+//! `ceiling_core::sweep`, whose types are re-exported here.
 
-pub mod config;
-pub mod results;
 pub mod run;
-pub mod summary;
 
 use std::path::Path;
 
-pub use config::{ConfigError, ModelSpec, Preset, Probe, SweepConfig, TextSpec};
-pub use run::{LengthResult, SiteResult};
-pub use summary::{Ci, SiteFit, Summary};
+pub use ceiling_core::sweep::{
+    Ci, ConfigError, LengthResult, ModelSpec, Preset, Probe, RunHeader, SiteFit, SiteResult,
+    Summary, SweepConfig, TextSpec,
+};
 
+use ceiling_core::sweep::{config, results, summarise, AttentionLayer};
 use ceiling_core::text::TokenizedCorpus;
 
 use crate::error::{HostError, Result};
@@ -67,7 +69,7 @@ pub fn run_sweep(
     if model.is_none() {
         check_gpu_lengths(gpu, cfg)?;
     }
-    let header = results::RunHeader {
+    let header = RunHeader {
         tool: TOOL.into(),
         version: VERSION.into(),
         adapter: gpu.summary.clone(),
@@ -79,7 +81,7 @@ pub fn run_sweep(
     };
     let header = start_run(run_dir, header)?;
     let workload = match model {
-        None => Workload::Attention(run::AttentionLayer::new(cfg)),
+        None => Workload::Attention(AttentionLayer::new(cfg)),
         Some(m) => Workload::Model {
             model: Box::new(crate::model::GpuModel::new(gpu, &m.weights, cfg.precision)?),
             layers: m.layers,
@@ -154,7 +156,7 @@ pub fn run_sweep(
         measure(progress, &pending, run::Windows::prefixes_of(window))?;
     }
     let header = record_finished_lengths(run_dir, header)?;
-    summarise(run_dir, header)
+    Ok(summarise(run_dir, header)?)
 }
 
 /// Writes `run.json`, or checks that the folder holds a run whose finished points `header`
@@ -162,13 +164,13 @@ pub fn run_sweep(
 /// larger --max-n, more --lengths or another --shard adds points), and the SNR threshold is
 /// the new one. A change that would alter a finished point is refused, naming the fields.
 /// Returns the header the summary is built from.
-fn start_run(run_dir: &Path, mut header: results::RunHeader) -> Result<results::RunHeader> {
+fn start_run(run_dir: &Path, mut header: RunHeader) -> Result<RunHeader> {
     let header_path = run_dir.join("run.json");
     if !header_path.exists() {
         results::write_json(&header_path, &header)?;
         return Ok(header);
     }
-    let old: results::RunHeader = results::read_json(&header_path)?;
+    let old: RunHeader = results::read_json(&header_path)?;
     let differences = old.config.point_differences(&header.config);
     if !differences.is_empty() {
         return Err(HostError::Config(format!(
@@ -197,12 +199,9 @@ fn start_run(run_dir: &Path, mut header: results::RunHeader) -> Result<results::
 /// The lengths of `run.json` as it is now (another process in the same folder may have
 /// extended it while this one measured), with any finished point it lacks added to it and
 /// to the returned header.
-fn record_finished_lengths(
-    run_dir: &Path,
-    mut header: results::RunHeader,
-) -> Result<results::RunHeader> {
+fn record_finished_lengths(run_dir: &Path, mut header: RunHeader) -> Result<RunHeader> {
     let header_path = run_dir.join("run.json");
-    let mut now: results::RunHeader = results::read_json(&header_path)?;
+    let mut now: RunHeader = results::read_json(&header_path)?;
     let finished: Vec<usize> = results::load_points(run_dir)?.iter().map(|p| p.n).collect();
     let mut extra = header.config.lengths.clone();
     extra.extend(finished);
@@ -242,7 +241,7 @@ fn check_gpu_lengths(gpu: &Gpu, cfg: &SweepConfig) -> Result<()> {
 
 /// What produces the probe states of a sweep.
 enum Workload {
-    Attention(run::AttentionLayer),
+    Attention(AttentionLayer),
     Model {
         model: Box<crate::model::GpuModel>,
         layers: Vec<usize>,
@@ -407,32 +406,4 @@ fn suffix_ids(text: &str, tokenizer: Option<&ceiling_core::text::Tokenizer>) -> 
         )));
     }
     Ok(ids)
-}
-
-/// Fits the finished points of a run directory and writes summary.json, points.csv and
-/// fits.txt.
-pub fn summarise(run_dir: &Path, header: results::RunHeader) -> Result<Summary> {
-    let points = results::load_points(run_dir)?;
-    results::check_run_points(run_dir, &header.config, &points)?;
-    let s = build_summary(header, points);
-    results::write_json(&run_dir.join("summary.json"), &s)?;
-    results::write_tables(run_dir, &s)?;
-    Ok(s)
-}
-
-/// The summary of the points of one configuration (those on its grid), with their fits.
-pub fn build_summary(header: results::RunHeader, mut points: Vec<LengthResult>) -> Summary {
-    points.retain(|p| header.config.lengths.contains(&p.n));
-    points.sort_by_key(|p| p.n);
-    points.dedup_by_key(|p| p.n);
-    let fits = summary::fit_sites(&header.config, &points);
-    Summary {
-        tool: header.tool,
-        version: header.version,
-        adapter: header.adapter,
-        config: header.config,
-        corpus: header.corpus,
-        points,
-        fits,
-    }
 }

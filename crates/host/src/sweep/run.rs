@@ -1,166 +1,24 @@
 //! Measuring one context length of an attention-only control: inputs drawn on the host,
 //! projections, fused attention and the moments across samples on the GPU.
 
-use ceiling_core::expected::LogitForm;
 use ceiling_core::kernel::{Activation, AttentionShape, MatmulShape};
 use ceiling_core::model::{ForwardInput, ModelConfig};
 use ceiling_core::process::{Process, Sampler};
 use ceiling_core::stats::Moments;
+use ceiling_core::sweep::{
+    AttentionLayer, LengthResult, PoissonBootstrap, SiteResult, SweepConfig,
+};
 use ceiling_core::text::TokenizedCorpus;
 use ceiling_shaders::Precision;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::weighted::WeightedIndex;
-use rand_distr::{Distribution, Normal, Poisson};
-use serde::{Deserialize, Serialize};
+use rand_distr::Distribution;
 
-use super::config::SweepConfig;
 use crate::error::{HostError, Result};
 use crate::kernels::{self, AttentionKernel, MatmulKernel, STATS_PER_ROW};
 use crate::model::GpuModel;
 use crate::{Gpu, Tensor};
-
-/// What one context length gave, for one site (a place in the network that is probed).
-/// A statistic that could not be estimated is NaN, stored as `null` (see
-/// [`ceiling_core::nonfinite`]).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct SiteResult {
-    pub site: String,
-    /// Trace of the covariance across samples (unbiased): the noise V(n).
-    #[serde(with = "ceiling_core::nonfinite")]
-    pub variance: f64,
-    /// V(n) / d.
-    #[serde(with = "ceiling_core::nonfinite")]
-    pub variance_per_dim: f64,
-    /// Poisson-bootstrap replicates of V(n), in replicate order (replicate r of every
-    /// length together is one resample of the whole sweep).
-    #[serde(with = "ceiling_core::nonfinite::vec")]
-    pub variance_boot: Vec<f64>,
-    #[serde(with = "ceiling_core::nonfinite")]
-    pub mean_norm_sq: f64,
-    /// (||mu||^2 - V/S) / V.
-    #[serde(with = "ceiling_core::nonfinite")]
-    pub snr: f64,
-    #[serde(with = "ceiling_core::nonfinite")]
-    pub snr_per_dim: f64,
-    #[serde(with = "ceiling_core::nonfinite::vec")]
-    pub snr_boot: Vec<f64>,
-    /// Planted task: between-class over within-class variance.
-    #[serde(default)]
-    pub fisher_snr: Option<f64>,
-    /// Planted task: accuracy of a linear read-out fitted on half the samples (at most
-    /// 2048 per length) and scored on the other half.
-    #[serde(default)]
-    pub readout_accuracy: Option<f64>,
-}
-
-/// Everything measured at one context length.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct LengthResult {
-    pub n: usize,
-    pub samples: usize,
-    pub sites: Vec<SiteResult>,
-    /// Attention spread at the probe row, averaged over samples (and heads).
-    #[serde(with = "ceiling_core::nonfinite")]
-    pub n_eff_mean: f64,
-    #[serde(with = "ceiling_core::nonfinite")]
-    pub n_eff_se: f64,
-    /// Harmonic mean of n_eff over samples (and heads): 1 / E[1 / n_eff], the n_eff of the
-    /// law V = tr Cov(v) E[1 / n_eff]. NaN in points written before it was recorded.
-    #[serde(default = "not_recorded", with = "ceiling_core::nonfinite")]
-    pub n_eff_harmonic: f64,
-    #[serde(with = "ceiling_core::nonfinite")]
-    pub entropy_mean: f64,
-    /// Model sweeps: n_eff of each probed layer (n_eff_mean is the first's).
-    #[serde(default, with = "ceiling_core::nonfinite::vec")]
-    pub n_eff_layers: Vec<f64>,
-    /// Model sweeps: n_eff of each head of each probed layer, averaged over samples.
-    #[serde(default, with = "ceiling_core::nonfinite::vec2")]
-    pub n_eff_heads: Vec<Vec<f64>>,
-    /// Model sweeps: entropy of each head of each probed layer, averaged over samples.
-    #[serde(default, with = "ceiling_core::nonfinite::vec2")]
-    pub entropy_heads: Vec<Vec<f64>>,
-    #[serde(with = "ceiling_core::nonfinite")]
-    pub seconds: f64,
-    /// The kernel plan that measured this point, per kernel shape class (autotuned or not).
-    #[serde(default)]
-    pub kernels: std::collections::BTreeMap<String, String>,
-    /// Measured on the n-token prefixes of windows of this many tokens, together with the
-    /// sweep's other lengths (a causal model's `--probe last`); `seconds` is then the time
-    /// of that joint run. None: windows of n tokens, measured alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefix_of: Option<usize>,
-}
-
-/// Weights of the single attention layer of the controls, drawn from the sweep seed.
-///
-/// Queries and keys read the first half of the input dimensions and values the second
-/// half, so the values are independent of the attention weights: then
-/// E||h - E h||^2 = tr Cov(v) E[1 / n_eff] exactly, the law the controls test. (When values
-/// and keys share inputs, the softmax tilts the values towards the query and a floor
-/// appears: the `model` preset measures that case.)
-///
-/// Head width is d + 1: the extra dimension carries the sink logit (query 1, first key
-/// logit / scale, values 0) and is zero otherwise.
-pub struct AttentionLayer {
-    d: usize,
-    wq: Vec<f32>,
-    wk: Vec<f32>,
-    wv: Vec<f32>,
-    q_bias: Vec<f32>,
-    scale: f64,
-}
-
-impl AttentionLayer {
-    pub fn new(cfg: &SweepConfig) -> Self {
-        let d = cfg.d_model;
-        let hd = d + 1;
-        let half = d / 2;
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        // Unit-variance projections, so q.k / sqrt(d) has unit variance: O(1) logits.
-        let normal = Normal::new(0.0, 1.0 / (half as f64).sqrt()).unwrap();
-        let mut draw = |rows: std::ops::Range<usize>| -> Vec<f32> {
-            (0..d * hd)
-                .map(|i| {
-                    if i % hd == d || !rows.contains(&(i / hd)) {
-                        0.0
-                    } else {
-                        normal.sample(&mut rng) as f32
-                    }
-                })
-                .collect()
-        };
-        let (wq, wk, wv) = (draw(0..half), draw(0..half), draw(half..d));
-        let mut q_bias = vec![0.0; hd];
-        q_bias[d] = 1.0;
-        Self {
-            d,
-            wq,
-            wk,
-            wv,
-            q_bias,
-            scale: cfg.logit_gain / (d as f64).sqrt(),
-        }
-    }
-}
-
-impl AttentionLayer {
-    /// The logits as a bilinear form of the key half of the inputs, logit_j = x_last^T M x_j
-    /// with M = scale Wq Wk^T (the sink dimension left out): what `expected_slope` needs.
-    pub fn logit_form(&self) -> LogitForm {
-        let (d, hd, half) = (self.d, self.d + 1, self.d / 2);
-        let m = (0..half * half)
-            .map(|ab| {
-                let (a, b) = (ab / half, ab % half);
-                let dot: f64 = (0..d)
-                    .map(|c| self.wq[a * hd + c] as f64 * self.wk[b * hd + c] as f64)
-                    .sum();
-                self.scale * dot
-            })
-            .collect();
-        LogitForm { dim: half, m }
-    }
-}
 
 /// The logit added to the first key so that it takes about `mass` of the attention.
 fn sink_logit(mass: f64, n: usize) -> f64 {
@@ -244,11 +102,6 @@ impl SiteAccumulator {
         }
         Ok(r)
     }
-}
-
-/// Serde default of values that older result files do not hold.
-fn not_recorded() -> f64 {
-    f64::NAN
 }
 
 /// Attention spread at the probe row, summed over samples (and heads).
@@ -657,100 +510,4 @@ pub fn site_result(site: &str, m: &Moments, boot: &PoissonBootstrap) -> Result<S
         fisher_snr: None,
         readout_accuracy: None,
     })
-}
-
-/// The Poisson bootstrap: each sample enters replicate r with a Poisson(1) weight, so
-/// replicates are built while streaming and memory never grows with the sample count.
-pub struct PoissonBootstrap {
-    weight: Vec<f64>,
-    /// Distinct samples with a non-zero weight, per replicate.
-    distinct: Vec<u64>,
-    mean: Vec<Vec<f64>>,
-    m2: Vec<Vec<f64>>,
-    rng: ChaCha8Rng,
-}
-
-impl PoissonBootstrap {
-    pub fn new(reps: usize, d: usize, rng: ChaCha8Rng) -> Self {
-        Self {
-            weight: vec![0.0; reps],
-            distinct: vec![0; reps],
-            mean: vec![vec![0.0; d]; reps],
-            m2: vec![vec![0.0; d]; reps],
-            rng,
-        }
-    }
-
-    pub fn push(&mut self, h: &[f32]) {
-        let poisson = Poisson::new(1.0).unwrap();
-        for r in 0..self.weight.len() {
-            let w: f64 = poisson.sample(&mut self.rng);
-            if w == 0.0 {
-                continue;
-            }
-            // Weighted Welford update.
-            self.weight[r] += w;
-            self.distinct[r] += 1;
-            let f = w / self.weight[r];
-            for (k, &x) in h.iter().enumerate() {
-                let x = x as f64;
-                let delta = x - self.mean[r][k];
-                self.mean[r][k] += f * delta;
-                self.m2[r][k] += w * delta * (x - self.mean[r][k]);
-            }
-        }
-    }
-
-    /// (V, SNR) of each replicate; NaN for a replicate that drew fewer than two distinct
-    /// samples (it has no variance). See [`super::config::MIN_SAMPLES`].
-    pub fn replicates(&self) -> (Vec<f64>, Vec<f64>) {
-        let mut v = Vec::with_capacity(self.weight.len());
-        let mut snr = Vec::with_capacity(self.weight.len());
-        for r in 0..self.weight.len() {
-            if self.distinct[r] < 2 {
-                v.push(f64::NAN);
-                snr.push(f64::NAN);
-                continue;
-            }
-            let w = self.weight[r];
-            let vr = self.m2[r].iter().sum::<f64>() / (w - 1.0);
-            let mu2: f64 = self.mean[r].iter().map(|m| m * m).sum();
-            v.push(vr);
-            snr.push((mu2 - vr / w) / vr);
-        }
-        (v, snr)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A replicate of a single sample, however heavily weighted, has no variance: NaN, not 0.
-    #[test]
-    fn bootstrap_of_one_sample_gives_nan_replicates() {
-        let mut boot = PoissonBootstrap::new(50, 3, ChaCha8Rng::seed_from_u64(1));
-        boot.push(&[1.0, 2.0, 3.0]);
-        let (v, snr) = boot.replicates();
-        assert!(v.iter().chain(&snr).all(|x| x.is_nan()), "{v:?}");
-    }
-
-    #[test]
-    fn bootstrap_spread_matches_the_variance_of_v() {
-        // V of S Gaussian d-vectors has sd ~ V sqrt(2 / (d (S - 1))).
-        let (s, d) = (400, 8);
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let mut boot = PoissonBootstrap::new(400, d, ChaCha8Rng::seed_from_u64(4));
-        for _ in 0..s {
-            let h: Vec<f32> = (0..d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
-            boot.push(&h);
-        }
-        let (v, _) = boot.replicates();
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
-        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
-        // Uniform(-1,1): var 1/3 per dim, kurtosis 1.8: sd(V) = sqrt(d * (1.8-1) / S) / 3
-        let want = (d as f64 * 0.8 / s as f64).sqrt() / 3.0;
-        assert!((mean - d as f64 / 3.0).abs() < 0.1, "mean {mean}");
-        assert!((sd / want - 1.0).abs() < 0.2, "sd {sd}, want {want}");
-    }
 }

@@ -1,8 +1,8 @@
 //! What a sweep measures: the preset (a control experiment of docs/METHOD.md or a model), the
 //! input process, the grid of context lengths and the sampling effort.
 
-use ceiling_core::model::ModelConfig;
-use ceiling_core::process::Process;
+use crate::model::ModelConfig;
+use crate::process::Process;
 use ceiling_shaders::Precision;
 use serde::{Deserialize, Serialize};
 
@@ -214,7 +214,7 @@ impl TryFrom<String> for Probe {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TextSpec {
     pub path: String,
-    /// [`ceiling_core::text::CorpusInfo::sha256`] when the run was configured.
+    /// [`crate::text::CorpusInfo::sha256`] when the run was configured.
     pub sha256: String,
 }
 
@@ -232,7 +232,7 @@ impl ModelSpec {
     /// The default model: a small GPT-2-like pre-norm model fed the process's vectors.
     pub fn default_random(max_n: usize) -> Self {
         let mut config = ModelConfig::gpt2_like(2, 64, 4, 0);
-        config.position = ceiling_core::model::Position::Learned {
+        config.position = crate::model::Position::Learned {
             max_positions: max_n.max(1),
         };
         ModelSpec::Random { config }
@@ -258,14 +258,14 @@ pub fn bootstrap_degenerate_share(samples: usize) -> f64 {
 /// and a sum of squares per replicate (f64).
 pub fn bootstrap_bytes(replicates: usize, d: usize, sites: usize) -> Option<u64> {
     let per = (d as u64).checked_mul(2)?.checked_add(1)?;
-    ceiling_core::memory::product(&[replicates as u64, per, 8, sites as u64])
+    crate::memory::product(&[replicates as u64, per, 8, sites as u64])
 }
 
 /// Host bytes that one sample at context length `n` needs at the least: its inputs
 /// [n, d] and its keys [n, d + 1], as f32.
 pub fn length_bytes(n: usize, d: usize) -> Option<u64> {
     let per = (d as u64).checked_mul(2)?.checked_add(1)?;
-    ceiling_core::memory::product(&[n as u64, per, 4])
+    crate::memory::product(&[n as u64, per, 4])
 }
 
 /// Why a sweep was refused before any GPU work.
@@ -413,12 +413,11 @@ impl SweepConfig {
                 self.samples
             ));
         }
-        if self.d_model < 2 || self.d_model + 1 > ceiling_core::kernel::AttentionShape::MAX_HEAD_DIM
-        {
+        if self.d_model < 2 || self.d_model + 1 > crate::kernel::AttentionShape::MAX_HEAD_DIM {
             return bad(format!(
                 "d_model {} must lie in 2..={}",
                 self.d_model,
-                ceiling_core::kernel::AttentionShape::MAX_HEAD_DIM - 1
+                crate::kernel::AttentionShape::MAX_HEAD_DIM - 1
             ));
         }
         if !(self.logit_gain.is_finite() && self.logit_gain > 0.0) {
@@ -444,7 +443,7 @@ impl SweepConfig {
         }
         // Sizes, in checked arithmetic, against the host memory, before anything is drawn.
         let host = |what: String, bytes: Option<u64>, fix: &str| {
-            ceiling_core::memory::check_host(&what, bytes, fix).map_err(ConfigError)
+            crate::memory::check_host(&what, bytes, fix).map_err(ConfigError)
         };
         host(
             format!(

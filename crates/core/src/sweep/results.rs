@@ -8,15 +8,17 @@
 //! DIR/<preset>/points.csv
 //! DIR/<preset>/fits.txt           V(n) with and without a pedestal, per site
 //! ```
+//!
+//! Here: the schemas of run.json and of the point files, and reading and writing them. The
+//! summary, its fits and its tables are [`super::summary`].
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::config::SweepConfig;
-use super::run::LengthResult;
-use super::summary::Summary;
-use crate::AdapterSummary;
+use crate::adapter::AdapterSummary;
+use crate::files::FileError;
 
 /// The header of a run directory: what produced the points beside it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -27,35 +29,112 @@ pub struct RunHeader {
     pub config: SweepConfig,
     /// What the corpus held when the run started (text runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub corpus: Option<ceiling_core::text::CorpusInfo>,
+    pub corpus: Option<crate::text::CorpusInfo>,
 }
 
-pub fn io_error(path: &Path, e: impl std::fmt::Display) -> crate::HostError {
-    crate::HostError::Io(format!("{}: {e}", path.display()))
+/// What one context length gave, for one site (a place in the network that is probed).
+/// A statistic that could not be estimated is NaN, stored as `null` (see
+/// [`crate::nonfinite`]).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SiteResult {
+    pub site: String,
+    /// Trace of the covariance across samples (unbiased): the noise V(n).
+    #[serde(with = "crate::nonfinite")]
+    pub variance: f64,
+    /// V(n) / d.
+    #[serde(with = "crate::nonfinite")]
+    pub variance_per_dim: f64,
+    /// Poisson-bootstrap replicates of V(n), in replicate order (replicate r of every
+    /// length together is one resample of the whole sweep).
+    #[serde(with = "crate::nonfinite::vec")]
+    pub variance_boot: Vec<f64>,
+    #[serde(with = "crate::nonfinite")]
+    pub mean_norm_sq: f64,
+    /// (||mu||^2 - V/S) / V.
+    #[serde(with = "crate::nonfinite")]
+    pub snr: f64,
+    #[serde(with = "crate::nonfinite")]
+    pub snr_per_dim: f64,
+    #[serde(with = "crate::nonfinite::vec")]
+    pub snr_boot: Vec<f64>,
+    /// Planted task: between-class over within-class variance.
+    #[serde(default)]
+    pub fisher_snr: Option<f64>,
+    /// Planted task: accuracy of a linear read-out fitted on half the samples (at most
+    /// 2048 per length) and scored on the other half.
+    #[serde(default)]
+    pub readout_accuracy: Option<f64>,
+}
+
+/// Everything measured at one context length.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LengthResult {
+    pub n: usize,
+    pub samples: usize,
+    pub sites: Vec<SiteResult>,
+    /// Attention spread at the probe row, averaged over samples (and heads).
+    #[serde(with = "crate::nonfinite")]
+    pub n_eff_mean: f64,
+    #[serde(with = "crate::nonfinite")]
+    pub n_eff_se: f64,
+    /// Harmonic mean of n_eff over samples (and heads): 1 / E[1 / n_eff], the n_eff of the
+    /// law V = tr Cov(v) E[1 / n_eff]. NaN in points written before it was recorded.
+    #[serde(default = "not_recorded", with = "crate::nonfinite")]
+    pub n_eff_harmonic: f64,
+    #[serde(with = "crate::nonfinite")]
+    pub entropy_mean: f64,
+    /// Model sweeps: n_eff of each probed layer (n_eff_mean is the first's).
+    #[serde(default, with = "crate::nonfinite::vec")]
+    pub n_eff_layers: Vec<f64>,
+    /// Model sweeps: n_eff of each head of each probed layer, averaged over samples.
+    #[serde(default, with = "crate::nonfinite::vec2")]
+    pub n_eff_heads: Vec<Vec<f64>>,
+    /// Model sweeps: entropy of each head of each probed layer, averaged over samples.
+    #[serde(default, with = "crate::nonfinite::vec2")]
+    pub entropy_heads: Vec<Vec<f64>>,
+    #[serde(with = "crate::nonfinite")]
+    pub seconds: f64,
+    /// The kernel plan that measured this point, per kernel shape class (autotuned or not).
+    #[serde(default)]
+    pub kernels: std::collections::BTreeMap<String, String>,
+    /// Measured on the n-token prefixes of windows of this many tokens, together with the
+    /// sweep's other lengths (a causal model's `--probe last`); `seconds` is then the time
+    /// of that joint run. None: windows of n tokens, measured alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_of: Option<usize>,
+}
+
+/// Serde default of values that older result files do not hold.
+fn not_recorded() -> f64 {
+    f64::NAN
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a reader (or a
 /// resumed sweep) sees the old file or the new one, never half of one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> crate::Result<()> {
-    ceiling_core::files::write_atomic(path, bytes).map_err(|e| {
-        io_error(
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    crate::files::write_atomic(path, bytes).map_err(|e| {
+        FileError::caused(
             path,
             format!("{e}; nothing was written (free space or fix the folder, then rerun: finished points are kept)"),
+            e,
         )
     })
 }
 
-pub fn write_json(path: &Path, value: &impl Serialize) -> crate::Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| io_error(path, e))?;
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), FileError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| FileError::caused(path, e.to_string(), e))?;
     write_atomic(path, text.as_bytes())
 }
 
-pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> crate::Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| io_error(path, e))?;
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, FileError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| FileError::caused(path, e.to_string(), e))?;
     serde_json::from_str(&text).map_err(|e| {
-        io_error(
+        FileError::caused(
             path,
             format!("not a valid result file: {e}; {}", remedy(path)),
+            e,
         )
     })
 }
@@ -88,12 +167,13 @@ pub fn point_path(run_dir: &Path, n: usize) -> PathBuf {
 }
 
 /// Finished lengths of a run directory, sorted by n.
-pub fn load_points(run_dir: &Path) -> crate::Result<Vec<LengthResult>> {
+pub fn load_points(run_dir: &Path) -> Result<Vec<LengthResult>, FileError> {
     let dir = run_dir.join("points");
+    let io = |e: std::io::Error| FileError::caused(&dir, e.to_string(), e);
     let mut points = Vec::new();
     if dir.is_dir() {
-        for entry in std::fs::read_dir(&dir).map_err(|e| io_error(&dir, e))? {
-            let path = entry.map_err(|e| io_error(&dir, e))?.path();
+        for entry in std::fs::read_dir(&dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
             if path.extension().is_some_and(|e| e == "json") {
                 let p = read_json::<LengthResult>(&path)?;
                 let named = path
@@ -109,7 +189,7 @@ pub fn load_points(run_dir: &Path) -> crate::Result<Vec<LengthResult>> {
                     None
                 };
                 if let Some(problem) = problem {
-                    return Err(io_error(
+                    return Err(FileError::new(
                         &path,
                         format!("not a valid point file: {problem}; {}", remedy(&path)),
                     ));
@@ -142,7 +222,7 @@ pub fn check_points(cfg: &SweepConfig, points: &[LengthResult]) -> Result<(), (u
             ));
         }
         if let Some(first) = first {
-            let names = |s: &[super::SiteResult]| s.iter().map(|x| x.site.clone()).collect();
+            let names = |s: &[SiteResult]| s.iter().map(|x| x.site.clone()).collect();
             let (a, b): (Vec<String>, Vec<String>) = (names(first), names(&p.sites));
             if a != b {
                 return bad(format!("sites {b:?} where the others have {a:?}"));
@@ -169,88 +249,19 @@ pub fn check_run_points(
     run_dir: &Path,
     cfg: &SweepConfig,
     points: &[LengthResult],
-) -> crate::Result<()> {
+) -> Result<(), FileError> {
     check_points(cfg, points).map_err(|(n, why)| {
         let path = point_path(run_dir, n);
-        io_error(
+        FileError::new(
             &path,
             format!("not a point of this run ({why}); {}", remedy(&path)),
         )
     })
 }
 
-/// The tables of a summary beside its summary.json: `points.csv` (one row per length and
-/// site) and `fits.txt` (per site, V(n) as a power law and with a pedestal, side by side).
-pub fn write_tables(dir: &Path, s: &Summary) -> crate::Result<()> {
-    write_atomic(&dir.join("points.csv"), csv_text(s).as_bytes())?;
-    write_atomic(&dir.join("fits.txt"), fits_text(s).as_bytes())
-}
-
-/// The text of `fits.txt`: for each site, both fits of V(n) with their 95% intervals, the
-/// shift in alpha the pedestal makes and the AICc choice, or why there are none.
-pub fn fits_text(s: &Summary) -> String {
-    let mut out = format!(
-        "V(n) of preset {} on {}, fitted in logs (Huber, L-BFGS) with and without a pedestal\n",
-        s.config.preset.name(),
-        s.adapter.name
-    );
-    for f in &s.fits {
-        out += &format!("\n{}\n", f.site);
-        match (&f.curves, &f.curves_note) {
-            (Some(c), _) => out += &c.report("n"),
-            (None, note) => {
-                out += &format!("no fit: {}\n", note.as_deref().unwrap_or("not computed"))
-            }
-        }
-    }
-    out
-}
-
-/// The text of [`write_csv`].
-pub fn csv_text(s: &Summary) -> String {
-    let mut out = String::from(
-        "preset,site,n,samples,variance,variance_lo,variance_hi,variance_per_dim,snr,snr_per_dim,n_eff,entropy,adapter\n",
-    );
-    for p in &s.points {
-        for site in &p.sites {
-            let (lo, hi) = percentile_interval(&site.variance_boot);
-            out.push_str(&format!(
-                "{},{},{},{},{:e},{:e},{:e},{:e},{:e},{:e},{:.4},{:.4},\"{}\"\n",
-                s.config.preset.name(),
-                site.site,
-                p.n,
-                p.samples,
-                site.variance,
-                lo,
-                hi,
-                site.variance_per_dim,
-                site.snr,
-                site.snr_per_dim,
-                p.n_eff_mean,
-                p.entropy_mean,
-                s.adapter.name
-            ));
-        }
-    }
-    out
-}
-
-/// 95% percentile interval of bootstrap replicates. Replicates that could not be estimated
-/// (NaN or infinite) are left out; NaN when none is left.
-pub fn percentile_interval(reps: &[f64]) -> (f64, f64) {
-    let mut v: Vec<f64> = reps.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    v.sort_by(f64::total_cmp);
-    let q = |p: f64| v[((p * (v.len() - 1) as f64).round()) as usize];
-    (q(0.025), q(0.975))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sweep::run::SiteResult;
 
     /// A point whose statistics include values that could not be estimated (a bootstrap
     /// replicate with fewer than two distinct samples has no variance) is written so that it
@@ -298,6 +309,41 @@ mod tests {
         assert!(p.n_eff_heads[0][1].is_nan() && p.entropy_heads[0][0].is_nan());
     }
 
+    /// A result file that cannot be read keeps the I/O or JSON error underneath as its
+    /// source, while its message names the path, that error and the fix, as before.
+    #[test]
+    fn unreadable_files_keep_their_source() {
+        use std::error::Error;
+        let dir = tempfile::tempdir().unwrap();
+        let path = point_path(dir.path(), 16);
+        let e = read_json::<LengthResult>(&path).unwrap_err();
+        assert!(
+            e.source().is_some_and(|s| s.is::<std::io::Error>()),
+            "{e:?}"
+        );
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "{").unwrap();
+        let e = read_json::<LengthResult>(&path).unwrap_err();
+        assert!(
+            e.source().is_some_and(|s| s.is::<serde_json::Error>()),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!("{}: not a valid result file: EOF", path.display())),
+            "{text}"
+        );
+        assert!(text.ends_with(&format!("rm {}", path.display())), "{text}");
+        // Writing where a folder stands: the I/O error, and what to do.
+        std::fs::create_dir_all(dir.path().join("blocked/x")).unwrap();
+        let e = write_json(&dir.path().join("blocked"), &1).unwrap_err();
+        assert!(
+            e.source().is_some_and(|s| s.is::<std::io::Error>()),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("nothing was written"), "{e}");
+    }
+
     fn point(n: usize, samples: usize, reps: usize, sites: &[&str]) -> LengthResult {
         LengthResult {
             n,
@@ -337,7 +383,7 @@ mod tests {
     /// delete.
     #[test]
     fn point_files_that_disagree_with_run_json_are_refused() {
-        let mut cfg = SweepConfig::for_preset(super::super::Preset::Clt);
+        let mut cfg = SweepConfig::for_preset(super::super::config::Preset::Clt);
         cfg.samples = 16;
         cfg.bootstrap = 20;
         let good = || vec![point(16, 16, 20, &["attn"]), point(32, 16, 20, &["attn"])];

@@ -1,13 +1,18 @@
-//! Fits over the finished lengths of a sweep: slopes with bootstrap intervals, V(n) as a
-//! power law and with a pedestal, the SNR threshold, and a verdict against the 1/n law.
+//! The summary of a sweep: fits over its finished lengths (slopes with bootstrap intervals,
+//! V(n) as a power law and with a pedestal, the SNR threshold, and a verdict against the 1/n
+//! law), written as summary.json with its tables (points.csv, fits.txt).
 
-use ceiling_core::curve::{self, Choice, CurveComparison};
-use ceiling_core::fit::{self, LineFit, Point};
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 use super::config::SweepConfig;
-use super::run::LengthResult;
-use crate::AdapterSummary;
+use super::layer::AttentionLayer;
+use super::results::{self, LengthResult, RunHeader};
+use crate::adapter::AdapterSummary;
+use crate::curve::{self, Choice, CurveComparison};
+use crate::files::FileError;
+use crate::fit::{self, LineFit, Point};
 
 /// A confidence interval; `None` ends mean unbounded (JSON has no infinity).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
@@ -40,9 +45,9 @@ impl std::fmt::Display for Ci {
 /// A log-log slope with its bootstrap interval (95%).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Slope {
-    #[serde(with = "ceiling_core::nonfinite")]
+    #[serde(with = "crate::nonfinite")]
     pub slope: f64,
-    #[serde(with = "ceiling_core::nonfinite")]
+    #[serde(with = "crate::nonfinite")]
     pub intercept: f64,
     pub ci: Ci,
 }
@@ -82,9 +87,37 @@ pub struct Summary {
     pub config: SweepConfig,
     /// The corpus of a text run: files, bytes, tokens, documents used and skipped, hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub corpus: Option<ceiling_core::text::CorpusInfo>,
+    pub corpus: Option<crate::text::CorpusInfo>,
     pub points: Vec<LengthResult>,
     pub fits: Vec<SiteFit>,
+}
+
+/// Fits the finished points of a run directory and writes summary.json, points.csv and
+/// fits.txt.
+pub fn summarise(run_dir: &Path, header: RunHeader) -> Result<Summary, FileError> {
+    let points = results::load_points(run_dir)?;
+    results::check_run_points(run_dir, &header.config, &points)?;
+    let s = build_summary(header, points);
+    results::write_json(&run_dir.join("summary.json"), &s)?;
+    write_tables(run_dir, &s)?;
+    Ok(s)
+}
+
+/// The summary of the points of one configuration (those on its grid), with their fits.
+pub fn build_summary(header: RunHeader, mut points: Vec<LengthResult>) -> Summary {
+    points.retain(|p| header.config.lengths.contains(&p.n));
+    points.sort_by_key(|p| p.n);
+    points.dedup_by_key(|p| p.n);
+    let fits = fit_sites(&header.config, &points);
+    Summary {
+        tool: header.tool,
+        version: header.version,
+        adapter: header.adapter,
+        config: header.config,
+        corpus: header.corpus,
+        points,
+        fits,
+    }
 }
 
 const TOO_FEW_LENGTHS: &str = "too few lengths to fit";
@@ -218,7 +251,7 @@ fn slope(
             slopes.len()
         ));
     }
-    let (lo, hi) = super::results::percentile_interval(&slopes);
+    let (lo, hi) = percentile_interval(&slopes);
     Ok(Slope {
         slope,
         intercept,
@@ -254,7 +287,7 @@ fn fit_curves(points: &[LengthResult], i: usize) -> Result<CurveComparison, Stri
     curve::compare_curves(&measured, &replicates).map_err(|e| e.to_string())
 }
 
-/// The slope a control should show on the measured lengths (`ceiling_core::expected`), with
+/// The slope a control should show on the measured lengths (`crate::expected`), with
 /// the weights of the measured slope. None for models and text, the sink (a floor, not a
 /// slope), processes without a finite variance, and lengths whose V could not be estimated.
 fn expected_slope(cfg: &SweepConfig, vpoints: &[Point]) -> Option<f64> {
@@ -269,8 +302,8 @@ fn expected_slope(cfg: &SweepConfig, vpoints: &[Point]) -> Option<f64> {
     }
     let (weights, _) = fit::log_weights(vpoints);
     let lengths: Vec<usize> = vpoints.iter().map(|p| p.n as usize).collect();
-    let form = super::run::AttentionLayer::new(cfg).logit_form();
-    ceiling_core::expected::expected_slope(&cfg.process, &form, &lengths, &weights, cfg.seed)
+    let form = AttentionLayer::new(cfg).logit_form();
+    crate::expected::expected_slope(&cfg.process, &form, &lengths, &weights, cfg.seed)
         .ok()
         .flatten()
 }
@@ -314,11 +347,79 @@ fn verdict(
     v
 }
 
+/// The tables of a summary beside its summary.json: `points.csv` (one row per length and
+/// site) and `fits.txt` (per site, V(n) as a power law and with a pedestal, side by side).
+pub fn write_tables(dir: &Path, s: &Summary) -> Result<(), FileError> {
+    results::write_atomic(&dir.join("points.csv"), csv_text(s).as_bytes())?;
+    results::write_atomic(&dir.join("fits.txt"), fits_text(s).as_bytes())
+}
+
+/// The text of `fits.txt`: for each site, both fits of V(n) with their 95% intervals, the
+/// shift in alpha the pedestal makes and the AICc choice, or why there are none.
+pub fn fits_text(s: &Summary) -> String {
+    let mut out = format!(
+        "V(n) of preset {} on {}, fitted in logs (Huber, L-BFGS) with and without a pedestal\n",
+        s.config.preset.name(),
+        s.adapter.name
+    );
+    for f in &s.fits {
+        out += &format!("\n{}\n", f.site);
+        match (&f.curves, &f.curves_note) {
+            (Some(c), _) => out += &c.report("n"),
+            (None, note) => {
+                out += &format!("no fit: {}\n", note.as_deref().unwrap_or("not computed"))
+            }
+        }
+    }
+    out
+}
+
+/// The text of `points.csv` (see [`write_tables`]).
+pub fn csv_text(s: &Summary) -> String {
+    let mut out = String::from(
+        "preset,site,n,samples,variance,variance_lo,variance_hi,variance_per_dim,snr,snr_per_dim,n_eff,entropy,adapter\n",
+    );
+    for p in &s.points {
+        for site in &p.sites {
+            let (lo, hi) = percentile_interval(&site.variance_boot);
+            out.push_str(&format!(
+                "{},{},{},{},{:e},{:e},{:e},{:e},{:e},{:e},{:.4},{:.4},\"{}\"\n",
+                s.config.preset.name(),
+                site.site,
+                p.n,
+                p.samples,
+                site.variance,
+                lo,
+                hi,
+                site.variance_per_dim,
+                site.snr,
+                site.snr_per_dim,
+                p.n_eff_mean,
+                p.entropy_mean,
+                s.adapter.name
+            ));
+        }
+    }
+    out
+}
+
+/// 95% percentile interval of bootstrap replicates. Replicates that could not be estimated
+/// (NaN or infinite) are left out; NaN when none is left.
+pub fn percentile_interval(reps: &[f64]) -> (f64, f64) {
+    let mut v: Vec<f64> = reps.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    v.sort_by(f64::total_cmp);
+    let q = |p: f64| v[((p * (v.len() - 1) as f64).round()) as usize];
+    (q(0.025), q(0.975))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sweep::config::Preset;
-    use crate::sweep::run::SiteResult;
+    use crate::sweep::results::SiteResult;
 
     fn point(n: usize, boot: Vec<f64>) -> LengthResult {
         let v = 1.0 / n as f64;
@@ -385,8 +486,7 @@ mod tests {
             "{}",
             fit.verdict
         );
-        let (lo, hi) =
-            crate::sweep::results::percentile_interval(&points[0].sites[0].variance_boot);
+        let (lo, hi) = percentile_interval(&points[0].sites[0].variance_boot);
         assert!(lo.is_finite() && hi.is_finite(), "{lo} {hi}");
     }
 
