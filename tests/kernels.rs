@@ -31,6 +31,8 @@ const TESTED: &[&str] = &[
     "rope",
     "column_moments",
     "lm_head",
+    "add",
+    "mul",
 ];
 
 /// A seed per case, from the run's seed and the case's name: cases get different inputs,
@@ -158,6 +160,16 @@ fn column_moments_match_reference() {
 #[test]
 fn lm_head_matches_reference() {
     check_kernel("lm_head");
+}
+
+#[test]
+fn elementwise_add_matches_reference() {
+    check_kernel("add");
+}
+
+#[test]
+fn elementwise_mul_matches_reference() {
+    check_kernel("mul");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! reference never shares the rounding of the kernel it checks.
 
 mod attention;
+mod elementwise;
 mod loss;
 mod matmul;
 mod norm;
@@ -9,6 +10,7 @@ mod rope;
 mod softmax;
 
 pub use attention::{attention, AttentionOutput};
+pub use elementwise::elementwise;
 pub use loss::{next_token_loss, TokenLoss, IGNORE};
 pub use matmul::matmul;
 pub use norm::{layer_norm, rms_norm};

@@ -8,6 +8,7 @@
 //! and bytes. Adding a kernel = its WGSL, its launcher, its reference and one file here.
 
 mod attention;
+mod elementwise;
 mod lm_head;
 mod matmul;
 mod norm;
@@ -16,6 +17,7 @@ mod rope;
 mod softmax;
 
 pub use attention::{AttentionCase, AttentionUnfusedCase};
+pub use elementwise::{BinaryCase, BinaryOp};
 pub use lm_head::LmHeadCase;
 pub use matmul::MatmulCase;
 pub use norm::{NormCase, NormKind};
@@ -504,6 +506,7 @@ pub fn checks() -> Vec<Box<dyn KernelCase>> {
     cases.extend(rope::checks());
     cases.extend(reduce::checks());
     cases.extend(lm_head::checks());
+    cases.extend(elementwise::checks());
     cases
 }
 
@@ -517,6 +520,7 @@ pub fn benches(small: bool) -> Vec<Box<dyn KernelCase>> {
     cases.extend(rope::benches(small));
     cases.extend(reduce::benches(small));
     cases.extend(lm_head::benches(small));
+    cases.extend(elementwise::benches(small));
     cases
 }
 
