@@ -3,6 +3,7 @@
 //! LM-head kernel; per-position means with bootstrap intervals over windows, written as
 //! JSON, CSV and plots. Resumable per window.
 
+use ceiling_core::stats::{quantile, QuantileRule};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -261,8 +262,15 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
         .map(|(i, &(x, y))| {
             let mut col: Vec<f64> = fit_replicates.iter().map(|r| r[i].1).collect();
             col.sort_by(f64::total_cmp);
-            let q = |p: f64| col.get((p * (col.len().max(1) - 1) as f64).round() as usize);
-            (x, y, *q(0.025).unwrap_or(&y), *q(0.975).unwrap_or(&y))
+            // No replicates: the point itself.
+            let q = |p: f64| {
+                if col.is_empty() {
+                    y
+                } else {
+                    quantile(&col, p, QuantileRule::Nearest)
+                }
+            };
+            (x, y, q(0.025), q(0.975))
         })
         .collect();
     crate::plot::after_results("loss", || {

@@ -4,6 +4,7 @@
 //! bytes/s, fraction of the peaks and the roofline bound. The timing itself (GPU timestamps
 //! or the wall clock) is `ceiling_host::timing`.
 
+use crate::stats::{quantile, QuantileRule};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -41,10 +42,13 @@ impl Stats {
             return None;
         }
         s.sort_by(f64::total_cmp);
-        let median = quantile(&s, 0.5);
+        let median = quantile(&s, 0.5, QuantileRule::Linear);
         let mut dev: Vec<f64> = s.iter().map(|v| (v - median).abs()).collect();
         dev.sort_by(f64::total_cmp);
-        let (p25, p75) = (quantile(&s, 0.25), quantile(&s, 0.75));
+        let (p25, p75) = (
+            quantile(&s, 0.25, QuantileRule::Linear),
+            quantile(&s, 0.75, QuantileRule::Linear),
+        );
         Some(Stats {
             samples: s.len(),
             median_s: median,
@@ -53,7 +57,7 @@ impl Stats {
             max_s: s[s.len() - 1],
             p25_s: p25,
             p75_s: p75,
-            mad_s: quantile(&dev, 0.5),
+            mad_s: quantile(&dev, 0.5, QuantileRule::Linear),
             rel_iqr: if median > 0.0 {
                 (p75 - p25) / median
             } else {
@@ -61,13 +65,6 @@ impl Stats {
             },
         })
     }
-}
-
-/// Quantile of sorted values, linear between order statistics.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 /// A timed case: the method and the statistics of its runs.

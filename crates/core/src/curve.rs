@@ -16,6 +16,7 @@
 //!   AICc, because with 4-8 points plain AIC hardly charges for the extra parameter. Leaving
 //!   the pedestal out biases the exponent small; `alpha_shift` shows by how much.
 
+use crate::stats::{quantile, QuantileRule};
 use argmin::core::TerminationReason;
 
 use crate::optimise::{lbfgs, Objective};
@@ -637,21 +638,12 @@ pub fn decide(
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let h = p * (sorted.len() - 1) as f64;
-    let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
-}
-
 fn bounds(mut v: Vec<f64>) -> Bounds {
     v.sort_by(f64::total_cmp);
     let tail = (1.0 - LEVEL) / 2.0;
     Bounds {
-        lo: percentile(&v, tail),
-        hi: percentile(&v, 1.0 - tail),
+        lo: quantile(&v, tail, QuantileRule::Linear),
+        hi: quantile(&v, 1.0 - tail, QuantileRule::Linear),
     }
 }
 

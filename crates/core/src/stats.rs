@@ -707,3 +707,45 @@ mod tests {
         assert!(linear_readout_accuracy(&feats[..3], &labels[..3], 1).is_err());
     }
 }
+
+/// How [`quantile`] reads a quantile from sorted values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantileRule {
+    /// The order statistic at the rounded position q (n - 1): a value that occurred. The
+    /// bootstrap intervals of the sweep and of the loss curves use it.
+    Nearest,
+    /// Linear between the order statistics around q (n - 1) (R's and numpy's default):
+    /// timing summaries and the curve fits' parameter intervals use it.
+    Linear,
+}
+
+/// The `q` quantile (0..=1) of `sorted` (ascending) under `rule`; NaN when it is empty.
+pub fn quantile(sorted: &[f64], q: f64, rule: QuantileRule) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    match rule {
+        QuantileRule::Nearest => sorted[(pos.round() as usize).min(sorted.len() - 1)],
+        QuantileRule::Linear => {
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            sorted[lo] + (pos - lo as f64) * (sorted[hi] - sorted[lo])
+        }
+    }
+}
+
+#[cfg(test)]
+mod quantile_tests {
+    use super::*;
+
+    #[test]
+    fn both_rules_on_a_small_sample() {
+        let v = [1.0, 2.0, 4.0, 8.0];
+        // q (n - 1) = 0.3 x 3 = 0.9: the nearest order statistic is the second.
+        assert_eq!(quantile(&v, 0.3, QuantileRule::Nearest), 2.0);
+        assert!((quantile(&v, 0.3, QuantileRule::Linear) - 1.9).abs() < 1e-12);
+        assert_eq!(quantile(&v, 1.0, QuantileRule::Linear), 8.0);
+        assert_eq!(quantile(&v, 0.0, QuantileRule::Nearest), 1.0);
+        assert!(quantile(&[], 0.5, QuantileRule::Linear).is_nan());
+    }
+}

@@ -2,6 +2,7 @@
 //! LM-head kernel's loss at every position, saved per window (resumable like a sweep), then
 //! per-position means with bootstrap intervals over windows.
 
+use ceiling_core::stats::{quantile, QuantileRule};
 use std::path::{Path, PathBuf};
 
 use ceiling_core::adapter::AdapterSummary;
@@ -223,7 +224,7 @@ pub fn loss_curve(
         }
         let mut col: Vec<f64> = replicates.iter().map(|r| r[t]).collect();
         col.sort_by(f64::total_cmp);
-        col[((q * (col.len() - 1) as f64).round() as usize).min(col.len() - 1)]
+        quantile(&col, q, QuantileRule::Nearest)
     };
     let curve = LossCurve {
         positions: (1..=len).collect(),

@@ -2,6 +2,7 @@
 //! V(n) as a power law and with a pedestal, the SNR threshold, and a verdict against the 1/n
 //! law), written as summary.json with its tables (points.csv, fits.txt).
 
+use crate::stats::{quantile, QuantileRule};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -411,7 +412,7 @@ pub fn percentile_interval(reps: &[f64]) -> (f64, f64) {
         return (f64::NAN, f64::NAN);
     }
     v.sort_by(f64::total_cmp);
-    let q = |p: f64| v[((p * (v.len() - 1) as f64).round()) as usize];
+    let q = |p: f64| quantile(&v, p, QuantileRule::Nearest);
     (q(0.025), q(0.975))
 }
 
