@@ -213,14 +213,8 @@ impl Variant {
         }
     }
 
-    /// Parses and validates the WGSL with naga, as wgpu would, with the capabilities
-    /// this variant needs. Override constants keep their defaults here.
-    pub fn validate(&self) -> Result<naga::Module, ShaderError> {
-        let source = self.source();
-        let module = naga::front::wgsl::parse_str(&source).map_err(|e| ShaderError {
-            variant: self.label(),
-            message: e.emit_to_string(&source),
-        })?;
+    /// The naga capabilities this variant needs (f16 storage, subgroups).
+    pub fn capabilities(&self) -> naga::valid::Capabilities {
         let mut caps = naga::valid::Capabilities::empty();
         if self.precision == Precision::F16 {
             caps |= naga::valid::Capabilities::SHADER_FLOAT16;
@@ -228,12 +222,32 @@ impl Variant {
         if self.family.needs_subgroups() {
             caps |= naga::valid::Capabilities::SUBGROUP;
         }
-        let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
-            .validate(&module)
-            .map_err(|e| ShaderError {
-                variant: self.label(),
-                message: e.emit_to_string(&source),
-            })?;
+        caps
+    }
+
+    /// Parses and validates the WGSL with naga, as wgpu would, and returns the module with
+    /// its validation info: what reflection needs (the bindings, the params structs' layout
+    /// and which globals each entry point uses). Override constants are left unresolved.
+    pub fn reflect(&self) -> Result<(naga::Module, naga::valid::ModuleInfo), ShaderError> {
+        let source = self.source();
+        let module = naga::front::wgsl::parse_str(&source).map_err(|e| ShaderError {
+            variant: self.label(),
+            message: e.emit_to_string(&source),
+        })?;
+        let info =
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), self.capabilities())
+                .validate(&module)
+                .map_err(|e| ShaderError {
+                    variant: self.label(),
+                    message: e.emit_to_string(&source),
+                })?;
+        Ok((module, info))
+    }
+
+    /// Parses and validates the WGSL with naga, as wgpu would, with the capabilities
+    /// this variant needs. Override constants keep their defaults here.
+    pub fn validate(&self) -> Result<naga::Module, ShaderError> {
+        let (module, info) = self.reflect()?;
         // Resolve overrides with their defaults, as a pipeline without constants would.
         naga::back::pipeline_constants::process_overrides(
             &module,
