@@ -1,7 +1,7 @@
 // What the fused attention kernels share: parameters, bindings, the mask, and the per-row
 // statistics. Prepended to attention.wgsl, attention_rows.wgsl and attention_subgroup.wgsl.
 
-struct Params {
+struct AttentionParams {
     heads: u32,
     kv_heads: u32,
     n_q: u32,
@@ -18,7 +18,7 @@ struct Params {
     batch_base: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: AttentionParams;
 @group(0) @binding(1) var<storage, read> q: array<T>;
 @group(0) @binding(2) var<storage, read> k: array<T>;
 @group(0) @binding(3) var<storage, read> v: array<T>;

@@ -12,7 +12,7 @@
 //   (lse, nll, entropy, top1). A target of IGNORE (padding, a mask) gives nll 0 and top1 0.
 // Storage is T (f32 or f16), all arithmetic f32.
 
-struct Params {
+struct LmHeadParams {
     m: u32,
     k: u32,
     n: u32,
@@ -20,7 +20,7 @@ struct Params {
     row0: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: LmHeadParams;
 @group(0) @binding(1) var<storage, read> a: array<T4>;
 @group(0) @binding(2) var<storage, read> b: array<T4>;
 @group(0) @binding(3) var<storage, read_write> partials: array<vec4<f32>>;

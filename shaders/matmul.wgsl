@@ -4,7 +4,7 @@
 // Each workgroup computes a (WG_Y*TM) x (WG_X*TN) tile of out; each thread a TM x TN block
 // strided by the workgroup size, so that reads of the B tile and writes of out are contiguous.
 
-struct Params {
+struct MatmulParams {
     batch: u32,
     m: u32,
     k: u32,
@@ -16,7 +16,7 @@ struct Params {
     flags: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read> a: array<T>;
 @group(0) @binding(2) var<storage, read> b: array<T>;
 @group(0) @binding(3) var<storage, read> bias: array<T>;

@@ -4,7 +4,7 @@
 // Storage is T (f32 or f16), accumulation is f32. The block product is matmul_tiles.wgsl's,
 // prepended to this file; the epilogue is a pipeline constant (ACT, HAS_BIAS, HAS_RESIDUAL).
 
-struct Params {
+struct MatmulVec4Params {
     batch: u32,
     m: u32,
     k: u32,
@@ -12,7 +12,7 @@ struct Params {
     b_group: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: MatmulVec4Params;
 @group(0) @binding(1) var<storage, read> a: array<T4>;
 @group(0) @binding(2) var<storage, read> b: array<T4>;
 @group(0) @binding(3) var<storage, read> bias: array<T4>;

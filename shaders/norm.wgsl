@@ -1,14 +1,14 @@
 // Layer norm and RMS norm over the last dimension, one workgroup per row.
 // Two passes over the row (mean, then centred sum of squares) for stability in f32.
 
-struct Params {
+struct NormParams {
     rows: u32,
     cols: u32,
     eps: f32,
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: NormParams;
 @group(0) @binding(1) var<storage, read> x: array<T>;
 @group(0) @binding(2) var<storage, read> gamma: array<T>;
 @group(0) @binding(3) var<storage, read> beta: array<T>;

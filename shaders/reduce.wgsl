@@ -4,14 +4,14 @@
 // that a large common offset costs no precision. The host merges batches with Chan's
 // formula in f64.
 
-struct Params {
+struct ColumnMomentsParams {
     samples: u32,
     cols: u32,
     _pad0: u32,
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: ColumnMomentsParams;
 @group(0) @binding(1) var<storage, read> x: array<T>;
 // [cols] each
 @group(0) @binding(2) var<storage, read_write> mean: array<f32>;

@@ -4,14 +4,14 @@
 // in f64, so that large positions keep full f32 accuracy (an f32 pow/multiply would not).
 // One invocation per pair; dims from rot_dim to head_dim stay as they are.
 
-struct Params {
+struct RopeParams {
     rows: u32,
     seq: u32,
     head_dim: u32,
     half: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: RopeParams;
 @group(0) @binding(1) var<storage, read_write> x: array<T>;
 // [seq, half, 2]: cos, sin
 @group(0) @binding(2) var<storage, read> table: array<f32>;

@@ -1,7 +1,7 @@
 // Row softmax of scale * x with optional causal and key masks, one workgroup per row: the
 // softmax of the unfused attention baseline. A fully masked row is written as zeros.
 
-struct Params {
+struct SoftmaxParams {
     rows: u32,
     cols: u32,
     scale: f32,
@@ -14,7 +14,7 @@ struct Params {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: SoftmaxParams;
 @group(0) @binding(1) var<storage, read> x: array<T>;
 @group(0) @binding(2) var<storage, read> key_mask: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<T>;

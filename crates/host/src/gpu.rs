@@ -216,6 +216,10 @@ fn rank(t: wgpu::DeviceType) -> u8 {
 
 type PipelineKey = (Variant, &'static str, Vec<(&'static str, u64)>);
 
+/// A kernel's pipeline layout is keyed by its entry point and params struct (the attention
+/// kernels of three WGSL files share one).
+type LayoutKey = (&'static str, &'static str);
+
 /// A device on one adapter, with the features and limits it offers.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -224,6 +228,7 @@ pub struct Gpu {
     pub features: wgpu::Features,
     pub limits: wgpu::Limits,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    layouts: Mutex<HashMap<LayoutKey, Arc<wgpu::PipelineLayout>>>,
     /// The buffers of [`Gpu::unused_input`] and [`Gpu::unused_output`] (see crate::tensor),
     /// by precision and whether it is an output.
     pub(crate) placeholders: Mutex<HashMap<(Precision, bool), wgpu::Buffer>>,
@@ -301,6 +306,7 @@ impl Gpu {
             summary,
             features,
             pipelines: Mutex::default(),
+            layouts: Mutex::default(),
             placeholders: Mutex::default(),
             pending: Mutex::default(),
             errors,
@@ -359,7 +365,37 @@ impl Gpu {
         self.limits.max_storage_buffer_binding_size
     }
 
-    /// A cached compute pipeline for one entry point of a variant with override constants.
+    /// The explicit pipeline layout of a kernel, made once from its binding table
+    /// ([`crate::kernels::bindings`]): one bind group of the table's bindings.
+    fn pipeline_layout(
+        &self,
+        kernel: &'static crate::kernels::bindings::Kernel,
+    ) -> Arc<wgpu::PipelineLayout> {
+        let key = (kernel.entry, kernel.params.name);
+        let mut layouts = self.layouts.lock().unwrap();
+        layouts
+            .entry(key)
+            .or_insert_with(|| {
+                let group =
+                    self.device
+                        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                            label: Some(kernel.entry),
+                            entries: &kernel.layout_entries(),
+                        });
+                Arc::new(
+                    self.device
+                        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                            label: Some(kernel.entry),
+                            bind_group_layouts: &[Some(&group)],
+                            immediate_size: 0,
+                        }),
+                )
+            })
+            .clone()
+    }
+
+    /// A cached compute pipeline for one entry point of a variant with override constants,
+    /// on the explicit layout of the entry point's binding table.
     pub fn pipeline(
         &self,
         variant: Variant,
@@ -382,8 +418,15 @@ impl Gpu {
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
             return Ok(p.clone());
         }
+        let kernel = crate::kernels::bindings::find(variant.family, entry).ok_or_else(|| {
+            HostError::Gpu(format!(
+                "no binding table declares {} / {entry} (see kernels::bindings)",
+                variant.label()
+            ))
+        })?;
         let source = variant.source();
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let layout = self.pipeline_layout(kernel);
         // Bounds checks stay on. Loop bounding (a guard against infinite loops that naga
         // adds to every loop) is off: every loop in shaders/ counts to a bound taken from
         // its parameters, and the guard cost 30% of matmul speed on lavapipe (BENCH_NOTES.md).
@@ -406,7 +449,7 @@ impl Gpu {
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
-                layout: None,
+                layout: Some(&layout),
                 module: &module,
                 entry_point: Some(entry),
                 compilation_options: wgpu::PipelineCompilationOptions {

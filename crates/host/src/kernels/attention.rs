@@ -6,11 +6,52 @@ use std::fmt;
 use ceiling_core::kernel::{Activation, AttentionShape, MatmulShape, SoftmaxShape};
 use ceiling_shaders::{Family, Precision, Variant};
 
-use super::{check_tensor, words, MatmulKernel};
+use super::bindings::{params, Binding, Kernel, Params};
+use super::{check_tensor, MatmulKernel};
 use crate::autotune::bucket;
 use crate::error::{HostError, Result};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
+
+params! {
+    /// The params of the fused attention kernels (attention_common.wgsl).
+    pub struct AttentionParams {
+        pub heads: u32,
+        pub kv_heads: u32,
+        pub n_q: u32,
+        pub n_kv: u32,
+        pub head_dim: u32,
+        pub scale: f32,
+        pub causal: u32,
+        /// bit 0: key mask present, bit 1: write stats.
+        pub flags: u32,
+        /// Offsets of this dispatch in the grid (query tiles, heads, batch).
+        pub tile_base: u32,
+        pub head_base: u32,
+        pub batch_base: u32,
+    }
+}
+
+/// The fused attention kernels' bindings (attention_common.wgsl): an absent key mask or
+/// stats output is bound to a placeholder.
+pub static ATTENTION: Kernel = Kernel {
+    families: &[
+        Family::Attention,
+        Family::AttentionRows,
+        Family::AttentionSubgroup,
+    ],
+    entry: "attention",
+    params: AttentionParams::LAYOUT,
+    bindings: &[
+        Binding::uniform(0, "p"),
+        Binding::read(1, "q"),
+        Binding::read(2, "k"),
+        Binding::read(3, "v"),
+        Binding::read(4, "key_mask"),
+        Binding::read_write(5, "out"),
+        Binding::read_write(6, "stats"),
+    ],
+};
 
 /// Which attention kernel to run; [`AttentionPlan::choose`] resolves it for a shape.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -153,42 +194,40 @@ fn launch(
     plan: AttentionPlan,
 ) -> Result<()> {
     let precision = out.precision;
-    let params = |base: [u32; 3]| {
-        words(&[
-            shape.heads as u32,
-            shape.kv_heads as u32,
-            shape.n_q as u32,
-            shape.n_kv as u32,
-            shape.head_dim as u32,
-            (shape.scale as f32).to_bits(),
-            shape.causal as u32,
-            key_mask.is_some() as u32 | (stats.is_some() as u32) << 1,
-            base[0],
-            base[1],
-            base[2],
-        ])
+    let params = |base: [u32; 3]| AttentionParams {
+        heads: shape.heads as u32,
+        kv_heads: shape.kv_heads as u32,
+        n_q: shape.n_q as u32,
+        n_kv: shape.n_kv as u32,
+        head_dim: shape.head_dim as u32,
+        scale: shape.scale as f32,
+        causal: shape.causal as u32,
+        flags: key_mask.is_some() as u32 | (stats.is_some() as u32) << 1,
+        tile_base: base[0],
+        head_base: base[1],
+        batch_base: base[2],
     };
     let no_mask = gpu.unused_input(Precision::F32)?;
     let no_stats = gpu.unused_output()?;
-    let bindings = [
-        (1, q.binding()),
-        (2, k.binding()),
-        (3, v.binding()),
-        (4, key_mask.unwrap_or(&no_mask).binding()),
-        (5, out.binding()),
-        (6, stats.unwrap_or(&no_stats).binding()),
+    let buffers = [
+        q.binding(),
+        k.binding(),
+        v.binding(),
+        key_mask.unwrap_or(&no_mask).binding(),
+        out.binding(),
+        stats.unwrap_or(&no_stats).binding(),
     ];
     let hd = shape.head_dim as u32;
     let (bq, bk) = (plan.rows_per_group, plan.keys_per_tile);
     let pipeline = match plan.kernel {
-        AttentionKernel::Subgroup => gpu.pipeline(
+        AttentionKernel::Subgroup => ATTENTION.pipeline(
+            gpu,
             Variant::new(Family::AttentionSubgroup, precision),
-            "attention",
             &[("WG", SUBGROUP_WG), ("BQ", bq), ("BK", bk), ("HD", hd)],
         )?,
-        AttentionKernel::Portable => gpu.pipeline(
+        AttentionKernel::Portable => ATTENTION.pipeline(
+            gpu,
             Variant::new(Family::Attention, precision),
-            "attention",
             &[
                 ("BQ", bq),
                 ("TPR", hd.div_ceil(DPT as u32)),
@@ -196,9 +235,9 @@ fn launch(
                 ("HD", hd),
             ],
         )?,
-        AttentionKernel::Rows { wg, rows } => gpu.pipeline(
+        AttentionKernel::Rows { wg, rows } => ATTENTION.pipeline(
+            gpu,
             Variant::attention_rows(precision, rows, hd.div_ceil(4)),
-            "attention",
             &[("WG", wg), ("BK", bk), ("STATS", stats.is_some() as u32)],
         )?,
         AttentionKernel::Auto => unreachable!("a plan's kernel is never Auto"),
@@ -219,7 +258,7 @@ fn launch(
                     (grid[1] - y).min(max),
                     (grid[2] - z).min(max),
                 ];
-                gpu.dispatch(&pipeline, &params([x, y, z]), &bindings, part)?;
+                pipeline.dispatch(gpu, &params([x, y, z]), &buffers, part)?;
             }
         }
     }

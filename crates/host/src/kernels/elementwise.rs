@@ -4,12 +4,149 @@
 use ceiling_core::kernel::ShapeError;
 use ceiling_shaders::{Family, Precision, Variant};
 
-use super::{check_tensor, row_grid, words};
+use super::bindings::{params, Binding, Kernel, Params};
+use super::{check_tensor, row_grid};
 use crate::error::{HostError, Result};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
 
 const WG: u32 = 64;
+
+params! {
+    /// The params of `split_heads`.
+    pub struct SplitHeadsParams {
+        pub total: u32,
+        pub n: u32,
+        pub heads: u32,
+        pub hd: u32,
+        pub stride: u32,
+        pub offset: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+    }
+}
+
+params! {
+    /// The params of `merge_heads`.
+    pub struct MergeHeadsParams {
+        pub total: u32,
+        pub n: u32,
+        pub heads: u32,
+        pub hd: u32,
+    }
+}
+
+params! {
+    /// The params of `embed`.
+    pub struct EmbedParams {
+        pub total: u32,
+        pub n: u32,
+        pub d: u32,
+        /// bit 0: rows of the token table (else the input rows), bit 1: add positions.
+        pub flags: u32,
+    }
+}
+
+params! {
+    /// The params of `add` and `mul`.
+    pub struct BinaryParams {
+        pub total: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
+}
+
+params! {
+    /// The params of `gather_rows`.
+    pub struct GatherRowsParams {
+        pub total: u32,
+        pub n: u32,
+        pub probes: u32,
+        pub d: u32,
+        pub offset: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
+}
+
+params! {
+    /// The params of `gather_stats`.
+    pub struct GatherStatsParams {
+        pub total: u32,
+        pub n: u32,
+        pub probes: u32,
+        pub offset: u32,
+    }
+}
+
+// The storage bindings of elementwise.wgsl; each kernel binds the ones it uses.
+const SRC: Binding = Binding::read(1, "src");
+const SRC2: Binding = Binding::read(2, "src2");
+const DST: Binding = Binding::read_write(3, "dst");
+const IDX: Binding = Binding::read(4, "idx");
+const STATS: Binding = Binding::read(5, "stats");
+const DST_F32: Binding = Binding::read_write(6, "dst_f32");
+
+pub static SPLIT_HEADS: Kernel = Kernel {
+    families: &[Family::Elementwise],
+    entry: "split_heads",
+    params: SplitHeadsParams::LAYOUT,
+    bindings: &[Binding::uniform(0, "split_heads_params"), SRC, DST],
+};
+
+pub static MERGE_HEADS: Kernel = Kernel {
+    families: &[Family::Elementwise],
+    entry: "merge_heads",
+    params: MergeHeadsParams::LAYOUT,
+    bindings: &[Binding::uniform(0, "merge_heads_params"), SRC, DST],
+};
+
+/// src: the token table or the input rows; src2: the position table; idx: the token ids.
+pub static EMBED: Kernel = Kernel {
+    families: &[Family::Elementwise],
+    entry: "embed",
+    params: EmbedParams::LAYOUT,
+    bindings: &[Binding::uniform(0, "embed_params"), SRC, SRC2, DST, IDX],
+};
+
+const BINARY_PARAMS: Binding = Binding::uniform(0, "binary_params");
+
+pub static ADD: Kernel = Kernel {
+    families: &[Family::Elementwise],
+    entry: "add",
+    params: BinaryParams::LAYOUT,
+    bindings: &[BINARY_PARAMS, SRC, SRC2, DST],
+};
+
+pub static MUL: Kernel = Kernel {
+    families: &[Family::Elementwise],
+    entry: "mul",
+    params: BinaryParams::LAYOUT,
+    bindings: &[BINARY_PARAMS, SRC, SRC2, DST],
+};
+
+/// idx: the probe rows.
+pub static GATHER_ROWS: Kernel = Kernel {
+    families: &[Family::Elementwise],
+    entry: "gather_rows",
+    params: GatherRowsParams::LAYOUT,
+    bindings: &[Binding::uniform(0, "gather_rows_params"), SRC, DST, IDX],
+};
+
+/// idx: the probe rows.
+pub static GATHER_STATS: Kernel = Kernel {
+    families: &[Family::Elementwise],
+    entry: "gather_stats",
+    params: GatherStatsParams::LAYOUT,
+    bindings: &[
+        Binding::uniform(0, "gather_stats_params"),
+        IDX,
+        STATS,
+        DST_F32,
+    ],
+};
 
 /// A u32 array on the GPU: token ids or probe positions.
 pub struct Indices {
@@ -47,34 +184,36 @@ fn invalid(m: String) -> HostError {
     ShapeError::Invalid(m).into()
 }
 
-fn launch(
+/// Dispatches one invocation per output element (`total` of them) of `kernel`.
+fn launch<P: Params>(
     gpu: &Gpu,
-    entry: &'static str,
+    kernel: &'static Kernel,
     precision: Precision,
-    params: [u32; 8],
-    bindings: &[(u32, wgpu::BufferBinding<'_>)],
+    total: u32,
+    params: &P,
+    buffers: &[wgpu::BufferBinding<'_>],
 ) -> Result<()> {
-    for (_, b) in bindings {
+    for b in buffers {
         let size = b.size.map_or(b.buffer.size(), |s| s.get());
         if size > gpu.max_binding() {
             return Err(HostError::Limit {
-                what: format!("a binding of {entry}"),
+                what: format!("a binding of {}", kernel.entry),
                 need: size,
                 max: gpu.max_binding(),
                 fix: "run fewer samples per batch",
             });
         }
     }
-    let pipeline = gpu.pipeline(
+    let pipeline = kernel.pipeline(
+        gpu,
         Variant::new(Family::Elementwise, precision),
-        entry,
         &[("WG", WG)],
     )?;
-    let groups = (params[0] as usize).div_ceil(WG as usize);
-    gpu.dispatch(
-        &pipeline,
-        &words(&params),
-        bindings,
+    let groups = (total as usize).div_ceil(WG as usize);
+    pipeline.dispatch(
+        gpu,
+        params,
+        buffers,
         row_grid(groups, gpu.limits.max_compute_workgroups_per_dimension),
     )
 }
@@ -106,21 +245,22 @@ pub fn split_heads(
     check_tensor("x", x, batch * n * stride, p)?;
     check_tensor("out", out, batch * heads * n * hd, p)?;
     let t = total("split_heads", out.len)?;
+    let params = SplitHeadsParams {
+        total: t,
+        n: n as u32,
+        heads: heads as u32,
+        hd: hd as u32,
+        stride: stride as u32,
+        offset: offset as u32,
+        ..Default::default()
+    };
     launch(
         gpu,
-        "split_heads",
+        &SPLIT_HEADS,
         p,
-        [
-            t,
-            n as u32,
-            heads as u32,
-            hd as u32,
-            stride as u32,
-            offset as u32,
-            0,
-            0,
-        ],
-        &[(1, x.binding()), (3, out.binding())],
+        t,
+        &params,
+        &[x.binding(), out.binding()],
     )
 }
 
@@ -138,12 +278,19 @@ pub fn merge_heads(
     check_tensor("x", x, batch * heads * n * hd, p)?;
     check_tensor("out", out, batch * heads * n * hd, p)?;
     let t = total("merge_heads", out.len)?;
+    let params = MergeHeadsParams {
+        total: t,
+        n: n as u32,
+        heads: heads as u32,
+        hd: hd as u32,
+    };
     launch(
         gpu,
-        "merge_heads",
+        &MERGE_HEADS,
         p,
-        [t, n as u32, heads as u32, hd as u32, 0, 0, 0, 0],
-        &[(1, x.binding()), (3, out.binding())],
+        t,
+        &params,
+        &[x.binding(), out.binding()],
     )
 }
 
@@ -203,42 +350,54 @@ pub fn embed(
     let flags = tokens | (positions.is_some() as u32) << 1;
     let t = total("embed", out.len)?;
     let dummy = gpu.unused_input(p)?;
+    let params = EmbedParams {
+        total: t,
+        n: n as u32,
+        d: d as u32,
+        flags,
+    };
     launch(
         gpu,
-        "embed",
+        &EMBED,
         p,
-        [t, n as u32, d as u32, flags, 0, 0, 0, 0],
+        t,
+        &params,
         &[
-            (1, src.binding()),
-            (2, positions.unwrap_or(&dummy).binding()),
-            (3, out.binding()),
-            (4, ids.buffer.as_entire_buffer_binding()),
+            src.binding(),
+            positions.unwrap_or(&dummy).binding(),
+            out.binding(),
+            ids.buffer.as_entire_buffer_binding(),
         ],
     )
 }
 
-fn binary(gpu: &Gpu, entry: &'static str, a: &Tensor, b: &Tensor, out: &Tensor) -> Result<()> {
+fn binary(gpu: &Gpu, kernel: &'static Kernel, a: &Tensor, b: &Tensor, out: &Tensor) -> Result<()> {
     let p = out.precision;
     check_tensor("a", a, out.len, p)?;
     check_tensor("b", b, out.len, p)?;
-    let t = total(entry, out.len)?;
+    let t = total(kernel.entry, out.len)?;
+    let params = BinaryParams {
+        total: t,
+        ..Default::default()
+    };
     launch(
         gpu,
-        entry,
+        kernel,
         p,
-        [t, 0, 0, 0, 0, 0, 0, 0],
-        &[(1, a.binding()), (2, b.binding()), (3, out.binding())],
+        t,
+        &params,
+        &[a.binding(), b.binding(), out.binding()],
     )
 }
 
 /// out = a + b (out must be a third tensor).
 pub fn add(gpu: &Gpu, a: &Tensor, b: &Tensor, out: &Tensor) -> Result<()> {
-    binary(gpu, "add", a, b, out)
+    binary(gpu, &ADD, a, b, out)
 }
 
 /// out = a * b element-wise (out must be a third tensor).
 pub fn mul(gpu: &Gpu, a: &Tensor, b: &Tensor, out: &Tensor) -> Result<()> {
-    binary(gpu, "mul", a, b, out)
+    binary(gpu, &MUL, a, b, out)
 }
 
 /// Rows `probes` of each sequence of x [batch, n, d] into out[offset..] as [batch, probes, d].
@@ -263,24 +422,24 @@ pub fn gather_rows(
         )));
     }
     let t = total("gather_rows", len)?;
+    let params = GatherRowsParams {
+        total: t,
+        n: n as u32,
+        probes: probes.len as u32,
+        d: d as u32,
+        offset: offset as u32,
+        ..Default::default()
+    };
     launch(
         gpu,
-        "gather_rows",
+        &GATHER_ROWS,
         p,
-        [
-            t,
-            n as u32,
-            probes.len as u32,
-            d as u32,
-            offset as u32,
-            0,
-            0,
-            0,
-        ],
+        t,
+        &params,
         &[
-            (1, x.binding()),
-            (3, out.binding()),
-            (4, probes.buffer.as_entire_buffer_binding()),
+            x.binding(),
+            out.binding(),
+            probes.buffer.as_entire_buffer_binding(),
         ],
     )
 }
@@ -306,15 +465,22 @@ pub fn gather_stats(
     }
     let t = total("gather_stats", len)?;
     // The pipeline's T is irrelevant here: only f32 buffers are touched.
+    let params = GatherStatsParams {
+        total: t,
+        n: n as u32,
+        probes: probes.len as u32,
+        offset: offset as u32,
+    };
     launch(
         gpu,
-        "gather_stats",
+        &GATHER_STATS,
         Precision::F32,
-        [t, n as u32, probes.len as u32, 0, offset as u32, 0, 0, 0],
+        t,
+        &params,
         &[
-            (4, probes.buffer.as_entire_buffer_binding()),
-            (5, stats.binding()),
-            (6, out.binding()),
+            probes.buffer.as_entire_buffer_binding(),
+            stats.binding(),
+            out.binding(),
         ],
     )
 }

@@ -8,11 +8,46 @@ use std::fmt;
 
 use ceiling_shaders::{Family, Precision, Variant};
 
+use super::bindings::{params, Binding, Kernel, Params};
 use super::elementwise::Indices;
-use super::{check_tensor, words, Vec4Tiles};
+use super::{check_tensor, Vec4Tiles};
 use crate::error::{HostError, Result};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
+
+params! {
+    /// The params of lm_head.wgsl (both entry points).
+    pub struct LmHeadParams {
+        pub m: u32,
+        pub k: u32,
+        pub n: u32,
+        /// First row of this launch in x, targets and out.
+        pub row0: u32,
+    }
+}
+
+const PARAMS: Binding = Binding::uniform(0, "p");
+const A: Binding = Binding::read(1, "a");
+const B: Binding = Binding::read(2, "b");
+const PARTIALS: Binding = Binding::read_write(3, "partials");
+const TARGETS: Binding = Binding::read(4, "targets");
+const OUT: Binding = Binding::read_write(5, "out");
+
+/// Block products of x and the head, reduced to partials per row and block.
+pub static LM_HEAD_PARTIALS: Kernel = Kernel {
+    families: &[Family::LmHead],
+    entry: "lm_head_partials",
+    params: LmHeadParams::LAYOUT,
+    bindings: &[PARAMS, A, B, PARTIALS],
+};
+
+/// The partials of each row combined, and the target's logit.
+pub static LM_HEAD_ROWS: Kernel = Kernel {
+    families: &[Family::LmHead],
+    entry: "lm_head_rows",
+    params: LmHeadParams::LAYOUT,
+    bindings: &[PARAMS, A, B, PARTIALS, TARGETS, OUT],
+};
 
 /// A target that scores nothing (padding, a masked position): its nll and top-1 are 0.
 pub use ceiling_core::reference::IGNORE;
@@ -173,8 +208,8 @@ pub fn lm_head_loss(
         ("CHECKED", plan.checked as u32),
     ];
     let variant = Variant::new(Family::LmHead, precision);
-    let partials_pipeline = gpu.pipeline(variant, "lm_head_partials", &constants)?;
-    let rows_pipeline = gpu.pipeline(variant, "lm_head_rows", &constants)?;
+    let partials_pipeline = LM_HEAD_PARTIALS.pipeline(gpu, variant, &constants)?;
+    let rows_pipeline = LM_HEAD_ROWS.pipeline(gpu, variant, &constants)?;
     let partials = gpu.nan_tensor(
         "LM-head partials",
         blocks * plan.rows_per_launch * 4,
@@ -183,26 +218,27 @@ pub fn lm_head_loss(
     let targets = Indices::upload(gpu, "targets", targets);
     for row0 in (0..rows).step_by(plan.rows_per_launch) {
         let m = plan.rows_per_launch.min(rows - row0);
-        let params = words(&[m as u32, d as u32, vocab as u32, row0 as u32]);
-        gpu.dispatch(
-            &partials_pipeline,
+        let params = LmHeadParams {
+            m: m as u32,
+            k: d as u32,
+            n: vocab as u32,
+            row0: row0 as u32,
+        };
+        partials_pipeline.dispatch(
+            gpu,
             &params,
-            &[
-                (1, x.binding()),
-                (2, head.binding()),
-                (3, partials.binding()),
-            ],
+            &[x.binding(), head.binding(), partials.binding()],
             [blocks as u32, m.div_ceil(bm) as u32, 1],
         )?;
-        gpu.dispatch(
-            &rows_pipeline,
+        rows_pipeline.dispatch(
+            gpu,
             &params,
             &[
-                (1, x.binding()),
-                (2, head.binding()),
-                (3, partials.binding()),
-                (4, targets.buffer.as_entire_buffer_binding()),
-                (5, out.binding()),
+                x.binding(),
+                head.binding(),
+                partials.binding(),
+                targets.buffer.as_entire_buffer_binding(),
+                out.binding(),
             ],
             [m.div_ceil(64) as u32, 1, 1],
         )?;

@@ -3,11 +3,63 @@ use std::fmt;
 use ceiling_core::kernel::{Activation, MatmulShape};
 use ceiling_shaders::{Family, Variant};
 
-use super::{check_tensor, words};
+use super::bindings::{params, Binding, Kernel, Params};
+use super::check_tensor;
 use crate::autotune::bucket;
 use crate::error::{HostError, Result};
 use crate::gpu::Gpu;
 use crate::tensor::{row_chunks, Tensor};
+
+params! {
+    /// The params of matmul.wgsl.
+    pub struct MatmulParams {
+        pub batch: u32,
+        pub m: u32,
+        pub k: u32,
+        pub n: u32,
+        pub trans_b: u32,
+        pub b_group: u32,
+        pub act: u32,
+        /// bit 0: add bias, bit 1: add residual.
+        pub flags: u32,
+    }
+}
+
+params! {
+    /// The params of matmul_vec4.wgsl (transposition and epilogue are override constants).
+    pub struct MatmulVec4Params {
+        pub batch: u32,
+        pub m: u32,
+        pub k: u32,
+        pub n: u32,
+        pub b_group: u32,
+    }
+}
+
+/// The bindings of matmul.wgsl and matmul_vec4.wgsl (bias and residual are bound to a
+/// placeholder when absent).
+const BINDINGS: &[Binding] = &[
+    Binding::uniform(0, "p"),
+    Binding::read(1, "a"),
+    Binding::read(2, "b"),
+    Binding::read(3, "bias"),
+    Binding::read(4, "residual"),
+    Binding::read_write(5, "out"),
+];
+
+pub static MATMUL: Kernel = Kernel {
+    families: &[Family::Matmul],
+    entry: "matmul",
+    params: MatmulParams::LAYOUT,
+    bindings: BINDINGS,
+};
+
+pub static MATMUL_VEC4: Kernel = Kernel {
+    families: &[Family::MatmulVec4],
+    entry: "matmul",
+    params: MatmulVec4Params::LAYOUT,
+    bindings: BINDINGS,
+};
 
 /// Workgroup shape of the scalar matmul (matmul.wgsl): WG_X x WG_Y threads, each computing
 /// a 4 x 4 block, over K in steps of TILE_K. Set as WGSL override constants.
@@ -289,18 +341,18 @@ fn launch(
     }
     let flags = bias.is_some() as u32 | (residual.is_some() as u32) << 1;
     let pipeline = match plan {
-        MatmulPlan::Scalar(tiles) => gpu.pipeline(
+        MatmulPlan::Scalar(tiles) => MATMUL.pipeline(
+            gpu,
             Variant::new(Family::Matmul, precision),
-            "matmul",
             &[
                 ("WG_X", tiles.wg_x),
                 ("WG_Y", tiles.wg_y),
                 ("TILE_K", tiles.tile_k),
             ],
         )?,
-        MatmulPlan::Vec4 { tiles, checked } => gpu.pipeline(
+        MatmulPlan::Vec4 { tiles, checked } => MATMUL_VEC4.pipeline(
+            gpu,
             Variant::new(Family::MatmulVec4, precision),
-            "matmul",
             &[
                 ("WG_X", tiles.wg_x),
                 ("WG_Y", tiles.wg_y),
@@ -336,25 +388,6 @@ fn launch(
     };
     for rows in chunks {
         let m = rows.len();
-        let params = match plan {
-            MatmulPlan::Scalar(_) => words(&[
-                shape.batch as u32,
-                m as u32,
-                shape.k as u32,
-                shape.n as u32,
-                shape.trans_b as u32,
-                shape.b_group as u32,
-                act.code(),
-                flags,
-            ]),
-            MatmulPlan::Vec4 { .. } => words(&[
-                shape.batch as u32,
-                m as u32,
-                shape.k as u32,
-                shape.n as u32,
-                shape.b_group as u32,
-            ]),
-        };
         let whole = shape.batch * m;
         let (a_rows, out_rows) = if fits {
             (a.binding(), out.binding())
@@ -369,22 +402,43 @@ fn launch(
             Some(r) => r.binding(),
             None => dummy.binding(),
         };
-        gpu.dispatch(
-            &pipeline,
-            &params,
-            &[
-                (1, a_rows),
-                (2, b.binding()),
-                (3, bias.unwrap_or(&dummy).binding()),
-                (4, res),
-                (5, out_rows),
-            ],
-            [
-                shape.n.div_ceil(tile_n) as u32,
-                m.div_ceil(tile_m) as u32,
-                shape.batch as u32,
-            ],
-        )?;
+        let buffers = [
+            a_rows,
+            b.binding(),
+            bias.unwrap_or(&dummy).binding(),
+            res,
+            out_rows,
+        ];
+        let groups = [
+            shape.n.div_ceil(tile_n) as u32,
+            m.div_ceil(tile_m) as u32,
+            shape.batch as u32,
+        ];
+        match plan {
+            MatmulPlan::Scalar(_) => {
+                let params = MatmulParams {
+                    batch: shape.batch as u32,
+                    m: m as u32,
+                    k: shape.k as u32,
+                    n: shape.n as u32,
+                    trans_b: shape.trans_b as u32,
+                    b_group: shape.b_group as u32,
+                    act: act.code(),
+                    flags,
+                };
+                pipeline.dispatch(gpu, &params, &buffers, groups)?;
+            }
+            MatmulPlan::Vec4 { .. } => {
+                let params = MatmulVec4Params {
+                    batch: shape.batch as u32,
+                    m: m as u32,
+                    k: shape.k as u32,
+                    n: shape.n as u32,
+                    b_group: shape.b_group as u32,
+                };
+                pipeline.dispatch(gpu, &params, &buffers, groups)?;
+            }
+        }
     }
     Ok(())
 }

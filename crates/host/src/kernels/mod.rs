@@ -2,6 +2,7 @@
 //! and its reference in `ceiling_core::reference`.
 
 pub mod attention;
+pub mod bindings;
 pub mod lm_head;
 pub mod matmul;
 pub mod norm;
@@ -44,11 +45,6 @@ pub(crate) fn check_tensor(
 pub(crate) fn row_grid(rows: usize, max: u32) -> [u32; 3] {
     let x = rows.min(max as usize).max(1);
     [x as u32, rows.div_ceil(x) as u32, 1]
-}
-
-/// Uniform parameters as bytes (every kernel's params are 32-bit words).
-pub(crate) fn words(w: &[u32]) -> Vec<u8> {
-    bytemuck::cast_slice(w).to_vec()
 }
 
 pub mod elementwise;

@@ -1,9 +1,41 @@
 use ceiling_shaders::{Family, Variant};
 
-use super::{check_tensor, row_grid, words};
+use super::bindings::{params, Binding, Kernel, Params};
+use super::{check_tensor, row_grid};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::tensor::{row_chunks, Tensor};
+
+params! {
+    /// The params of norm.wgsl (layer and RMS norm).
+    pub struct NormParams {
+        pub rows: u32,
+        pub cols: u32,
+        pub eps: f32,
+        pub _pad: u32,
+    }
+}
+
+const PARAMS: Binding = Binding::uniform(0, "p");
+const X: Binding = Binding::read(1, "x");
+const GAMMA: Binding = Binding::read(2, "gamma");
+const BETA: Binding = Binding::read(3, "beta");
+const OUT: Binding = Binding::read_write(4, "out");
+
+pub static LAYER_NORM: Kernel = Kernel {
+    families: &[Family::Norm],
+    entry: "layer_norm",
+    params: NormParams::LAYOUT,
+    bindings: &[PARAMS, X, GAMMA, BETA, OUT],
+};
+
+/// RMS norm has no beta.
+pub static RMS_NORM: Kernel = Kernel {
+    families: &[Family::Norm],
+    entry: "rms_norm",
+    params: NormParams::LAYOUT,
+    bindings: &[PARAMS, X, GAMMA, OUT],
+};
 
 const WG: u32 = 128;
 
@@ -63,7 +95,13 @@ fn norm(
     if let Some(beta) = beta {
         check_tensor("beta", beta, cols, precision)?;
     }
-    let pipeline = gpu.pipeline(Variant::new(Family::Norm, precision), entry, &[("WG", WG)])?;
+    let kernel = if beta.is_some() {
+        &LAYER_NORM
+    } else {
+        &RMS_NORM
+    };
+    debug_assert_eq!(kernel.entry, entry);
+    let pipeline = kernel.pipeline(gpu, Variant::new(Family::Norm, precision), &[("WG", WG)])?;
     let rows = x.len / cols;
     let chunks = row_chunks(
         rows,
@@ -74,18 +112,22 @@ fn norm(
     )?;
     for chunk in chunks {
         let n = chunk.len();
-        let mut bindings = vec![
-            (1, x.slice(chunk.start * cols, n * cols)),
-            (2, gamma.binding()),
-            (4, out.slice(chunk.start * cols, n * cols)),
-        ];
-        if let Some(beta) = beta {
-            bindings.push((3, beta.binding()));
-        }
-        gpu.dispatch(
-            &pipeline,
-            &words(&[n as u32, cols as u32, eps.to_bits(), 0]),
-            &bindings,
+        let x = x.slice(chunk.start * cols, n * cols);
+        let out = out.slice(chunk.start * cols, n * cols);
+        let buffers = match beta {
+            Some(beta) => vec![x, gamma.binding(), beta.binding(), out],
+            None => vec![x, gamma.binding(), out],
+        };
+        let params = NormParams {
+            rows: n as u32,
+            cols: cols as u32,
+            eps,
+            _pad: 0,
+        };
+        pipeline.dispatch(
+            gpu,
+            &params,
+            &buffers,
             row_grid(n, gpu.limits.max_compute_workgroups_per_dimension),
         )?;
     }

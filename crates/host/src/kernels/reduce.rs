@@ -1,10 +1,33 @@
 use ceiling_core::stats::Moments;
 use ceiling_shaders::{Family, Precision, Variant};
 
-use super::{check_tensor, row_grid, words};
+use super::bindings::{params, Binding, Kernel, Params};
+use super::{check_tensor, row_grid};
 use crate::error::{HostError, Result};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
+
+params! {
+    /// The params of reduce.wgsl.
+    pub struct ColumnMomentsParams {
+        pub samples: u32,
+        pub cols: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+    }
+}
+
+pub static COLUMN_MOMENTS: Kernel = Kernel {
+    families: &[Family::Reduce],
+    entry: "column_moments",
+    params: ColumnMomentsParams::LAYOUT,
+    bindings: &[
+        Binding::uniform(0, "p"),
+        Binding::read(1, "x"),
+        Binding::read_write(2, "mean"),
+        Binding::read_write(3, "m2"),
+    ],
+};
 
 const WG: u32 = 64;
 
@@ -29,16 +52,21 @@ pub fn column_moments(gpu: &Gpu, x: &Tensor, samples: usize, cols: usize) -> Res
     }
     let mean = gpu.nan_tensor("mean", cols, Precision::F32)?;
     let m2 = gpu.nan_tensor("m2", cols, Precision::F32)?;
-    let pipeline = gpu.pipeline(
+    let pipeline = COLUMN_MOMENTS.pipeline(
+        gpu,
         Variant::new(Family::Reduce, x.precision),
-        "column_moments",
         &[("WG", WG)],
     )?;
     let groups = cols.div_ceil(WG as usize);
-    gpu.dispatch(
-        &pipeline,
-        &words(&[samples as u32, cols as u32, 0, 0]),
-        &[(1, x.binding()), (2, mean.binding()), (3, m2.binding())],
+    let params = ColumnMomentsParams {
+        samples: samples as u32,
+        cols: cols as u32,
+        ..Default::default()
+    };
+    pipeline.dispatch(
+        gpu,
+        &params,
+        &[x.binding(), mean.binding(), m2.binding()],
         row_grid(groups, gpu.limits.max_compute_workgroups_per_dimension),
     )?;
     let (mean, m2) = (gpu.download(&mean)?, gpu.download(&m2)?);

@@ -3,10 +3,32 @@
 use ceiling_core::kernel::ShapeError;
 use ceiling_shaders::{Family, Precision, Variant};
 
-use super::{row_grid, words};
+use super::bindings::{params, Binding, Kernel, Params};
+use super::row_grid;
 use crate::error::{HostError, Result};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
+
+params! {
+    /// The params of rope.wgsl.
+    pub struct RopeParams {
+        pub rows: u32,
+        pub seq: u32,
+        pub head_dim: u32,
+        pub half: u32,
+    }
+}
+
+pub static ROPE: Kernel = Kernel {
+    families: &[Family::Rope],
+    entry: "rope",
+    params: RopeParams::LAYOUT,
+    bindings: &[
+        Binding::uniform(0, "p"),
+        Binding::read_write(1, "x"),
+        Binding::read(2, "table"),
+    ],
+};
 
 const WG: u32 = 64;
 
@@ -72,15 +94,17 @@ pub fn rope_with_table(
     if pairs > u32::MAX as usize {
         return Err(ShapeError::Invalid("rope: more than 2^32 pairs in one call".into()).into());
     }
-    let pipeline = gpu.pipeline(
-        Variant::new(Family::Rope, x.precision),
-        "rope",
-        &[("WG", WG)],
-    )?;
-    gpu.dispatch(
-        &pipeline,
-        &words(&[rows as u32, seq as u32, head_dim as u32, half as u32]),
-        &[(1, x.binding()), (2, table.binding())],
+    let pipeline = ROPE.pipeline(gpu, Variant::new(Family::Rope, x.precision), &[("WG", WG)])?;
+    let params = RopeParams {
+        rows: rows as u32,
+        seq: seq as u32,
+        head_dim: head_dim as u32,
+        half: half as u32,
+    };
+    pipeline.dispatch(
+        gpu,
+        &params,
+        &[x.binding(), table.binding()],
         row_grid(
             pairs.div_ceil(WG as usize),
             gpu.limits.max_compute_workgroups_per_dimension,

@@ -1,10 +1,40 @@
 use ceiling_core::kernel::SoftmaxShape;
 use ceiling_shaders::{Family, Variant};
 
-use super::{check_tensor, row_grid, words};
+use super::bindings::{params, Binding, Kernel, Params};
+use super::{check_tensor, row_grid};
 use crate::error::{HostError, Result};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
+
+params! {
+    /// The params of softmax.wgsl.
+    pub struct SoftmaxParams {
+        pub rows: u32,
+        pub cols: u32,
+        pub scale: f32,
+        pub causal: u32,
+        /// Rows per (batch, head), for the causal mask.
+        pub q_len: u32,
+        /// Rows per batch, for the key mask.
+        pub rows_per_batch: u32,
+        pub has_key_mask: u32,
+        pub _pad: u32,
+    }
+}
+
+/// softmax.wgsl's bindings (an absent key mask is bound to a placeholder).
+pub static SOFTMAX: Kernel = Kernel {
+    families: &[Family::Softmax],
+    entry: "softmax",
+    params: SoftmaxParams::LAYOUT,
+    bindings: &[
+        Binding::uniform(0, "p"),
+        Binding::read(1, "x"),
+        Binding::read(2, "key_mask"),
+        Binding::read_write(3, "out"),
+    ],
+};
 
 const WG: u32 = 128;
 
@@ -40,26 +70,24 @@ pub fn softmax(
             fix: "run fewer rows per call, or use the fused attention kernel",
         });
     }
-    let pipeline = gpu.pipeline(
-        Variant::new(Family::Softmax, precision),
-        "softmax",
-        &[("WG", WG)],
-    )?;
+    let pipeline =
+        SOFTMAX.pipeline(gpu, Variant::new(Family::Softmax, precision), &[("WG", WG)])?;
     let no_mask = gpu.unused_input(ceiling_shaders::Precision::F32)?;
     let mask = key_mask.unwrap_or(&no_mask);
-    gpu.dispatch(
-        &pipeline,
-        &words(&[
-            shape.rows as u32,
-            shape.cols as u32,
-            (shape.scale as f32).to_bits(),
-            shape.causal as u32,
-            shape.q_len as u32,
-            shape.rows_per_batch as u32,
-            key_mask.is_some() as u32,
-            0,
-        ]),
-        &[(1, x.binding()), (2, mask.binding()), (3, out.binding())],
+    let params = SoftmaxParams {
+        rows: shape.rows as u32,
+        cols: shape.cols as u32,
+        scale: shape.scale as f32,
+        causal: shape.causal as u32,
+        q_len: shape.q_len as u32,
+        rows_per_batch: shape.rows_per_batch as u32,
+        has_key_mask: key_mask.is_some() as u32,
+        _pad: 0,
+    };
+    pipeline.dispatch(
+        gpu,
+        &params,
+        &[x.binding(), mask.binding(), out.binding()],
         row_grid(shape.rows, gpu.limits.max_compute_workgroups_per_dimension),
     )
 }
