@@ -216,9 +216,9 @@ fn rank(t: wgpu::DeviceType) -> u8 {
 
 type PipelineKey = (Variant, &'static str, Vec<(&'static str, u64)>);
 
-/// A kernel's pipeline layout is keyed by its entry point and params struct (the attention
-/// kernels of three WGSL files share one).
-type LayoutKey = (&'static str, &'static str);
+/// A kernel's pipeline layout is keyed by the address of its (static) binding table: the
+/// attention kernels of three WGSL files share one.
+type LayoutKey = usize;
 
 /// A device on one adapter, with the features and limits it offers.
 pub struct Gpu {
@@ -371,7 +371,7 @@ impl Gpu {
         &self,
         kernel: &'static crate::kernels::bindings::Kernel,
     ) -> Arc<wgpu::PipelineLayout> {
-        let key = (kernel.entry, kernel.params.name);
+        let key = kernel as *const crate::kernels::bindings::Kernel as LayoutKey;
         let mut layouts = self.layouts.lock().unwrap();
         layouts
             .entry(key)
