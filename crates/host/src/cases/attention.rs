@@ -6,7 +6,9 @@ use ceiling_core::reference;
 use ceiling_shaders::Precision;
 use rand_chacha::ChaCha8Rng;
 
-use super::{default_tolerance, key_mask, uniform, KernelCase, OutputCheck, TensorSpec, Variant};
+use super::{
+    default_tolerance, key_mask, uniform, with_extra, KernelCase, OutputCheck, TensorSpec, Variant,
+};
 use crate::error::Result;
 use crate::kernels::{self, attention::ROWS_WG, AttentionKernel, STATS_PER_ROW};
 use crate::{Gpu, Tensor};
@@ -206,12 +208,10 @@ impl KernelCase for AttentionCase {
         if gpu.has_subgroups() {
             v.push(AttentionKernel::Subgroup);
         }
-        for k in &self.extra {
-            if !v.contains(k) {
-                v.push(*k);
-            }
-        }
-        v.into_iter().map(Variant::Attention).collect()
+        with_extra(v, &self.extra)
+            .into_iter()
+            .map(Variant::Attention)
+            .collect()
     }
 
     fn launch(

@@ -3,7 +3,7 @@
 use ceiling_core::kernel::{Activation, MatmulShape};
 use ceiling_core::reference;
 
-use super::{KernelCase, TensorSpec, Variant};
+use super::{with_extra, KernelCase, TensorSpec, Variant};
 use crate::error::Result;
 use crate::kernels::{self, MatmulKernel, MatmulTiles, Vec4Tiles};
 use crate::{Gpu, Tensor};
@@ -115,12 +115,10 @@ impl KernelCase for MatmulCase {
         if self.aligned() {
             v.push(MatmulKernel::Vec4(Vec4Tiles::default()));
         }
-        for k in &self.extra {
-            if !v.contains(k) {
-                v.push(*k);
-            }
-        }
-        v.into_iter().map(Variant::Matmul).collect()
+        with_extra(v, &self.extra)
+            .into_iter()
+            .map(Variant::Matmul)
+            .collect()
     }
 
     fn launch(

@@ -231,6 +231,16 @@ pub trait KernelCase: Send + Sync {
     }
 }
 
+/// `defaults` followed by the `extra` variants it lacks.
+fn with_extra<T: PartialEq + Copy>(mut defaults: Vec<T>, extra: &[T]) -> Vec<T> {
+    for k in extra {
+        if !defaults.contains(k) {
+            defaults.push(*k);
+        }
+    }
+    defaults
+}
+
 /// Error thresholds of docs/METHOD.md: f32 far under 1e-4, f16 storage near 1e-3.
 pub fn default_tolerance(precision: Precision) -> f64 {
     match precision {
