@@ -13,7 +13,8 @@ use ceiling_core::model::{
 use ceiling_core::text::TokenizedCorpus;
 use ceiling_host::model::GpuModel;
 use ceiling_shaders::Precision;
-use safetensors::{tensor::TensorView, Dtype};
+
+use super::tensors::Output;
 
 #[derive(clap::Args)]
 #[command(allow_negative_numbers = true)]
@@ -278,32 +279,18 @@ fn write_states(
 ) -> anyhow::Result<()> {
     let rows = vec![s.batch, s.probes.len(), s.d_model];
     let spread = vec![s.batch, s.heads, s.probes.len()];
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    tensors.push(("embeddings".into(), rows.clone(), bytes(&s.embeddings)));
+    let f32s = |name: String, shape: &Vec<usize>, v: &[f32]| {
+        Output::new(name, shape.clone(), v.to_vec(), Precision::F32)
+    };
+    let mut outputs = vec![f32s("embeddings".into(), &rows, &s.embeddings)];
     for l in 0..s.hidden.len() {
-        tensors.push((format!("hidden.{l}"), rows.clone(), bytes(&s.hidden[l])));
-        tensors.push((format!("attn_out.{l}"), rows.clone(), bytes(&s.attn_out[l])));
-        tensors.push((format!("n_eff.{l}"), spread.clone(), bytes(&s.n_eff[l])));
-        tensors.push((format!("entropy.{l}"), spread.clone(), bytes(&s.entropy[l])));
+        outputs.push(f32s(format!("hidden.{l}"), &rows, &s.hidden[l]));
+        outputs.push(f32s(format!("attn_out.{l}"), &rows, &s.attn_out[l]));
+        outputs.push(f32s(format!("n_eff.{l}"), &spread, &s.n_eff[l]));
+        outputs.push(f32s(format!("entropy.{l}"), &spread, &s.entropy[l]));
     }
     if let Some(f) = &s.final_norm {
-        tensors.push(("final_norm".into(), rows.clone(), bytes(f)));
+        outputs.push(f32s("final_norm".into(), &rows, f));
     }
-    let views = tensors
-        .iter()
-        .map(|(name, shape, data)| {
-            Ok((
-                name.clone(),
-                TensorView::new(Dtype::F32, shape.clone(), data)?,
-            ))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let data = safetensors::serialize(views, Some(meta))?;
-    ceiling_core::files::write_atomic(path, &data).map_err(|e| {
-        anyhow::anyhow!(
-            "writing {}: {e}; nothing was written (free space, or choose another --out)",
-            path.display()
-        )
-    })
+    super::tensors::write_atomic(path, "--out", &outputs, meta)
 }

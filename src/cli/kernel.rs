@@ -520,7 +520,7 @@ fn finish(
         ),
         ("input".to_string(), io.input.display().to_string()),
     ]);
-    write_atomic(&io.output, &outputs, metadata)?;
+    write_atomic(&io.output, "--output", &outputs, metadata)?;
     println!(
         "{what}: {precision} on {} ({}), {:.1} ms -> {}",
         s.name,

@@ -276,7 +276,7 @@ fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
 
 /// One output tensor, already encoded as little-endian bytes.
 pub struct Output {
-    name: &'static str,
+    name: String,
     shape: Vec<usize>,
     dtype: Dtype,
     bytes: Vec<u8>,
@@ -290,11 +290,12 @@ impl Output {
     /// results, so an infinity or NaN here is an overflow of that precision, refused with
     /// its index instead of being written.
     pub fn result(
-        name: &'static str,
+        name: impl Into<String>,
         shape: Vec<usize>,
         data: Vec<f32>,
         precision: Precision,
     ) -> Result<Self> {
+        let name = name.into();
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
             let (range, fix) = match precision {
                 Precision::F16 => (
@@ -317,7 +318,7 @@ impl Output {
     }
 
     pub fn new(
-        name: &'static str,
+        name: impl Into<String>,
         shape: Vec<usize>,
         data: Vec<f32>,
         precision: Precision,
@@ -335,7 +336,7 @@ impl Output {
             ),
         };
         Output {
-            name,
+            name: name.into(),
             shape,
             dtype,
             bytes,
@@ -343,10 +344,11 @@ impl Output {
     }
 }
 
-/// Serialises and writes `output` atomically (`files::write_atomic`), so a reader never
-/// sees a half-written file.
+/// Serialises `outputs` with `metadata` and writes them to `output` (the path `flag` gave)
+/// atomically (`files::write_atomic`), so a reader never sees a half-written file.
 pub fn write_atomic(
     output: &Path,
+    flag: &str,
     outputs: &[Output],
     metadata: HashMap<String, String>,
 ) -> Result<()> {
@@ -355,13 +357,13 @@ pub fn write_atomic(
         .map(|o| {
             let view = safetensors::tensor::TensorView::new(o.dtype, o.shape.clone(), &o.bytes)
                 .with_context(|| format!("encoding output tensor `{}`", o.name))?;
-            Ok((o.name.to_string(), view))
+            Ok((o.name.clone(), view))
         })
         .collect::<Result<Vec<_>>>()?;
     let bytes = safetensors::serialize(views, Some(metadata)).context("encoding the output")?;
     ceiling_core::files::write_atomic(output, &bytes).map_err(|e| {
         anyhow::anyhow!(
-            "writing {}: {e}; nothing was written (free space, or choose another --output)",
+            "writing {}: {e}; nothing was written (free space, or choose another {flag})",
             output.display()
         )
     })
