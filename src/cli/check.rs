@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ceiling_host::cases::{self, CaseCheck, KernelCase};
+use ceiling_host::cases::{self, CaseCheck};
 use ceiling_host::{AdapterRequest, AdapterSummary, Gpu};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde::{Deserialize, Serialize};
@@ -51,14 +51,6 @@ impl CheckReport {
     }
 }
 
-/// The inputs of each case come from `seed` and the case's name, so that a failure is
-/// reproduced by the same seed whatever the filter.
-fn case_seed(seed: u64, name: &str) -> u64 {
-    name.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
 pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
     for (path, flag) in [(&args.junit, "--junit"), (&args.json, "--json")] {
         if let Some(p) = path {
@@ -96,7 +88,9 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
     );
     let mut results = vec![];
     for case in &selected {
-        results.extend(check_case(&gpu, case.as_ref(), seed)?);
+        let checks = cases::check_every_variant(&gpu, case.as_ref(), seed, |r| println!("{r}"))
+            .with_context(|| format!("checking {}", case.name()))?;
+        results.extend(checks);
     }
     let report = CheckReport {
         schema: CHECK_SCHEMA.into(),
@@ -126,22 +120,6 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
     }
     eprintln!("all {total} checks passed on {}", report.adapter.name);
     Ok(())
-}
-
-/// `case` at every precision the adapter offers, in every variant its plans can choose;
-/// prints one line per check as it finishes.
-fn check_case(gpu: &Gpu, case: &dyn KernelCase, seed: u64) -> Result<Vec<CaseCheck>> {
-    let seed = case_seed(seed, &case.name());
-    let mut out = vec![];
-    for precision in cases::precisions(gpu, case) {
-        for variant in case.variants(gpu) {
-            let r = cases::check(gpu, case, variant, precision, seed)
-                .with_context(|| format!("{} {precision} {variant}", case.name()))?;
-            println!("{r}");
-            out.push(r);
-        }
-    }
-    Ok(out)
 }
 
 fn write_junit(path: &Path, report: &CheckReport) -> Result<()> {

@@ -303,7 +303,7 @@ fn matmul(args: MatmulArgs, adapter: &AdapterRequest) -> Result<()> {
         bias: bias.is_some(),
         residual: residual.is_some(),
         act: args.activation.into(),
-        ..cases::MatmulCase::new(rows, a.shape[ka], n)
+        ..cases::MatmulCase::new(shape.m, shape.k, shape.n)
     };
     let tensors = [Some(&a), Some(&b), bias.as_ref(), residual.as_ref()]
         .into_iter()

@@ -471,6 +471,34 @@ pub fn check(
     Ok(result)
 }
 
+/// The seed of `case`'s inputs in a run seeded `run_seed`: each case gets its own inputs,
+/// and the run's seed reproduces them all, whatever the filter (FNV-1a of the name).
+pub fn case_seed(run_seed: u64, name: &str) -> u64 {
+    name.bytes().fold(run_seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// `case` at every precision `gpu` offers and in every variant its plans can choose here,
+/// on inputs drawn from [`case_seed`]; `each` sees every result as it finishes.
+pub fn check_every_variant(
+    gpu: &Gpu,
+    case: &dyn KernelCase,
+    run_seed: u64,
+    mut each: impl FnMut(&CaseCheck),
+) -> Result<Vec<CaseCheck>> {
+    let seed = case_seed(run_seed, &case.name());
+    let mut out = vec![];
+    for precision in precisions(gpu, case) {
+        for variant in case.variants(gpu) {
+            let r = check(gpu, case, variant, precision, seed)?;
+            each(&r);
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
 /// Precisions `case` can run at on `gpu`.
 pub fn precisions(gpu: &Gpu, case: &dyn KernelCase) -> Vec<Precision> {
     case.precisions()
