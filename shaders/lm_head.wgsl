@@ -28,6 +28,9 @@ struct LmHeadParams {
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
 
 const IGNORE: u32 = 0xffffffffu;
+// The column of a partial that has seen none: above every column index, and the bits of a
+// finite f32 (f32 max), since WebGPU's WGSL refuses a NaN constant such as bitcast(IGNORE).
+const NO_COLUMN: u32 = 0x7f7fffffu;
 // Stands for -inf in a block with no column (finite, so that exp(lowest - max) is 0, not NaN).
 const LOWEST: f32 = -3.0e38;
 
@@ -67,7 +70,7 @@ fn lm_head_partials(
     let col0 = wg.x * WG_X * TN4;
     // This invocation's 4 * TN4 columns of each of its TM rows, in increasing order.
     for (var i = 0u; i < TM; i++) {
-        var part = vec4<f32>(LOWEST, 0.0, 0.0, bitcast<f32>(IGNORE));
+        var part = vec4<f32>(LOWEST, 0.0, 0.0, bitcast<f32>(NO_COLUMN));
         for (var j = 0u; j < TN4; j++) {
             let c4 = col0 + lid.x + j * WG_X;
             let y = acc[i * TN4 + j];

@@ -147,6 +147,29 @@ impl Family {
     }
 }
 
+/// The WGSL reader a source is for. One source serves both; they differ only in the
+/// extensions a variant must enable first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WgslTarget {
+    /// naga 30, which wgpu's native backends use: it takes subgroup builtins from the
+    /// device's features and rejects `enable subgroups;`.
+    Naga,
+    /// The WGSL of the WebGPU spec, as a browser reads it (Tint in Chromium): subgroup
+    /// builtins need `enable subgroups;` first.
+    WebGpu,
+}
+
+impl WgslTarget {
+    /// The reader of the build: wgpu's webgpu backend hands WGSL to the browser unchanged.
+    pub const fn of_build() -> WgslTarget {
+        if cfg!(target_arch = "wasm32") {
+            WgslTarget::WebGpu
+        } else {
+            WgslTarget::Naga
+        }
+    }
+}
+
 /// One compiled form of a kernel family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Variant {
@@ -188,7 +211,30 @@ impl Variant {
             .flat_map(|f| Precision::ALL.into_iter().map(move |p| Variant::new(f, p)))
     }
 
-    /// The complete WGSL source of this variant.
+    /// The complete WGSL source of this variant for `target`: the directives that target
+    /// needs, then [`Variant::source`].
+    pub fn source_for(&self, target: WgslTarget) -> String {
+        match target {
+            WgslTarget::WebGpu if self.family.needs_subgroups() => {
+                format!("enable subgroups;\n{}", self.source())
+            }
+            _ => self.source(),
+        }
+    }
+
+    /// The features a device must have enabled for this variant, as WebGPU names them.
+    pub fn webgpu_features(&self) -> Vec<&'static str> {
+        let mut f = vec![];
+        if self.precision == Precision::F16 {
+            f.push("shader-f16");
+        }
+        if self.family.needs_subgroups() {
+            f.push("subgroups");
+        }
+        f
+    }
+
+    /// The complete WGSL source of this variant, as naga reads it.
     pub fn source(&self) -> String {
         let body = match self.family {
             Family::AttentionRows => {
@@ -401,6 +447,30 @@ mod tests {
                     .source()
                     .contains(&format!("var q{}_{} =", rows - 1, hd4 - 1)));
             }
+        }
+    }
+
+    /// The browser's WGSL differs from naga's only by `enable subgroups;`, which leads the
+    /// subgroup kernel's directives; naga 30 refuses it (when a naga release takes it, the
+    /// two targets can become one).
+    #[test]
+    fn webgpu_sources_differ_from_naga_only_by_the_subgroups_directive() {
+        for v in Variant::all() {
+            let (naga_src, web) = (
+                v.source_for(WgslTarget::Naga),
+                v.source_for(WgslTarget::WebGpu),
+            );
+            if v.family.needs_subgroups() {
+                assert_eq!(web, format!("enable subgroups;\n{naga_src}"));
+                assert!(naga::front::wgsl::parse_str(&web).is_err(), "{}", v.label());
+                assert!(v.webgpu_features().contains(&"subgroups"));
+            } else {
+                assert_eq!(web, naga_src, "{}", v.label());
+            }
+            assert_eq!(
+                v.webgpu_features().contains(&"shader-f16"),
+                v.precision == Precision::F16
+            );
         }
     }
 
