@@ -6,13 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ceiling_host::cases::{self, CaseCheck};
-use ceiling_host::{AdapterRequest, AdapterSummary, Gpu};
+use ceiling_host::cases::{self, CheckReport, CHECK_SCHEMA};
+use ceiling_host::{AdapterRequest, Gpu};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
-use serde::{Deserialize, Serialize};
-
-/// The schema tag of check result files.
-pub const CHECK_SCHEMA: &str = "ceiling-check/1";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,23 +28,6 @@ pub struct Args {
     /// List the cases that would run, without running them.
     #[arg(long)]
     list: bool,
-}
-
-/// A check run as written by `--json`.
-#[derive(Serialize, Deserialize)]
-pub struct CheckReport {
-    pub schema: String,
-    pub tool_version: String,
-    pub created_unix_s: u64,
-    pub adapter: AdapterSummary,
-    pub seed: u64,
-    pub results: Vec<CaseCheck>,
-}
-
-impl CheckReport {
-    pub fn failures(&self) -> usize {
-        self.results.iter().filter(|r| !r.passed()).count()
-    }
 }
 
 pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
@@ -92,16 +71,7 @@ pub fn run(args: Args, adapter: &AdapterRequest) -> Result<()> {
             .with_context(|| format!("checking {}", case.name()))?;
         results.extend(checks);
     }
-    let report = CheckReport {
-        schema: CHECK_SCHEMA.into(),
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        created_unix_s: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        adapter: gpu.summary.clone(),
-        seed,
-        results,
-    };
+    let report = CheckReport::new(gpu.summary.clone(), seed, results);
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report)?;
         ceiling_core::files::write_atomic(path, text.as_bytes())

@@ -1,5 +1,5 @@
-//! `cargo xtask sweep | test | bench | info | fetch | fuzz`: the project's jobs, with the
-//! set-up they need.
+//! `cargo xtask sweep | test | bench | web | info | fetch | fuzz`: the project's jobs, with
+//! the set-up they need.
 //!
 //! Each job first makes sure a Vulkan adapter exists. Without one, on Debian/Ubuntu as root
 //! it installs Mesa's lavapipe (the CPU Vulkan driver) and says so; otherwise it stops with
@@ -8,6 +8,7 @@
 
 mod fetch;
 mod fuzz;
+mod web;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -15,7 +16,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context, Result};
 
 const USAGE: &str =
-    "usage: cargo xtask <sweep|test|bench|info|fetch|fuzz> [args passed on to the job]
+    "usage: cargo xtask <sweep|test|bench|web|info|fetch|fuzz> [args passed on to the job]
 
   sweep   the default context-length sweep (release build), results in results/sweep
   test    cargo fmt --check, clippy -D warnings, and the whole test suite on a real adapter
@@ -28,6 +29,9 @@ const USAGE: &str =
           burn's wgpu backend and a CPU GEMM, interleaved, writes
           benches/results/peers-<adapter>-<backend>.json; --rounds N, --filter S,
           --out FILE, --size small|large (--large) go to it
+  web     the browser page: builds crates/web for wasm32 into web/pkg and serves web/ on
+          http://127.0.0.1:8000; --test runs it in headless Chromium (see `cargo xtask web
+          --help`)
   info    the adapters wgpu sees
   fuzz    --minutes N [--target NAME]... [--jobs J]: AFL++ (cargo-afl, installed when
           missing) on each reader of untrusted files for N minutes (fuzz/src/lib.rs lists
@@ -104,9 +108,15 @@ fn run() -> Result<()> {
                     ],
                     &[],
                 )?;
+                // The page in headless Chromium: WebGPU on its SwiftShader where there is no GPU.
+                let root = repo_root()?;
+                web::clippy()?;
+                web::build(&root)?;
+                web::browser_test(&root, web::TEST_QUERY)?;
             }
             Ok(())
         }
+        "web" => web::run(&repo_root()?, &rest),
         "fetch" => fetch::run(&repo_root()?, &rest),
         "fuzz" => fuzz::run(&repo_root()?, &rest),
         "bench" => {

@@ -198,9 +198,7 @@ impl BenchReport {
             schema: BENCH_SCHEMA.into(),
             // Every crate of the workspace has the version of the tool.
             tool_version: env!("CARGO_PKG_VERSION").into(),
-            created_unix_s: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            created_unix_s: unix_seconds(),
             adapter,
             timing_method,
             timestamp_period_ns,
@@ -307,6 +305,14 @@ pub fn slug(name: &str) -> String {
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()
         .join("-")
+}
+
+/// Seconds since the Unix epoch, for result files (web-time: std's clock panics on wasm32,
+/// where the browser's clock is used).
+pub fn unix_seconds() -> u64 {
+    web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

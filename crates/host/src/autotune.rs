@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Instant;
+use web_time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -93,6 +93,12 @@ impl Tuner {
     /// reading its cache file if there is one. A cache of another version or adapter, or
     /// one that does not parse, is ignored (and rewritten when something is tuned).
     pub fn new(mode: Autotune, adapter: &str) -> Tuner {
+        // A browser can neither block to time candidates nor keep a cache file.
+        let mode = if cfg!(target_arch = "wasm32") {
+            Autotune::Off
+        } else {
+            mode
+        };
         match cache_dir() {
             Some(dir) => Tuner::in_dir(mode, adapter, &dir),
             None => Tuner::in_dir(mode, adapter, Path::new(".ceiling-cache")),

@@ -265,7 +265,8 @@ fn batch_size(n: usize, model: &GpuModel) -> usize {
 /// Measures `task` at context length `n` over `samples` samples drawn from `seed` (one
 /// stream per task and length, so a resumed run draws what an uninterrupted one would).
 #[allow(clippy::too_many_arguments)]
-pub fn measure_point(
+#[maybe_async::maybe_async]
+pub async fn measure_point(
     gpu: &Gpu,
     model: &GpuModel,
     tokens: &TaskTokens,
@@ -276,7 +277,7 @@ pub fn measure_point(
     seed: u64,
     progress: &mut dyn FnMut(usize),
 ) -> Result<EmergencePoint> {
-    let start = std::time::Instant::now();
+    let start = web_time::Instant::now();
     let c = model.config();
     let d = c.d_model;
     let stats_err = |e: ceiling_core::stats::StatsError| HostError::Stats(e.to_string());
@@ -306,7 +307,7 @@ pub fn measure_point(
             batch: b,
             n,
         };
-        let states = model.forward(gpu, &input, &[n - 1])?;
+        let states = model.forward(gpu, &input, &[n - 1]).await?;
         for (k, &l) in layers.iter().enumerate() {
             for (row, &y) in states.hidden[l].chunks(d).zip(&labels) {
                 let v: Vec<f64> = row.iter().map(|&x| x as f64).collect();
@@ -328,8 +329,8 @@ pub fn measure_point(
                 .map(|&y| tokens.labels[if which == 0 { y } else { 1 - y }])
                 .collect()
         };
-        let good = model.score_states(gpu, last, &target(0))?;
-        let bad = model.score_states(gpu, last, &target(1))?;
+        let good = model.score_states(gpu, last, &target(0)).await?;
+        let bad = model.score_states(gpu, last, &target(1)).await?;
         for (g, w) in good.chunks(4).zip(bad.chunks(4)) {
             let (nll, other) = (g[1] as f64, w[1] as f64);
             if !nll.is_finite() || !other.is_finite() {

@@ -76,6 +76,25 @@ fn instance() -> wgpu::Instance {
     wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
 }
 
+/// The value of a wgpu future: natively wgpu resolves them at once (or on a poll), so the
+/// blocking build waits for it here; in a browser the JavaScript promise behind it resolves
+/// only after the page's task yields, so it is awaited.
+#[maybe_async::sync_impl]
+pub(crate) fn resolve<F: std::future::Future>(future: F) -> F::Output {
+    pollster::block_on(future)
+}
+
+#[maybe_async::async_impl]
+pub(crate) async fn resolve<F: std::future::Future>(future: F) -> F::Output {
+    future.await
+}
+
+/// Every adapter `instance` finds (in a browser: the one the browser offers).
+#[maybe_async::maybe_async]
+async fn adapters(instance: wgpu::Instance) -> Vec<wgpu::Adapter> {
+    resolve(instance.enumerate_adapters(wgpu::Backends::all())).await
+}
+
 /// The backend names WGPU_BACKEND takes (comma-separated), as wgpu reads them.
 const BACKEND_NAMES: [&str; 11] = [
     "vulkan", "vk", "dx12", "d3d12", "metal", "mtl", "opengl", "gles", "gl", "webgpu", "noop",
@@ -109,9 +128,10 @@ pub fn check_backend_env() -> Result<()> {
 }
 
 /// Every adapter wgpu sees (honouring WGPU_BACKEND), described.
-pub fn list_adapters() -> Vec<AdapterSummary> {
-    let adapters = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
-    adapters
+#[maybe_async::maybe_async]
+pub async fn list_adapters() -> Vec<AdapterSummary> {
+    adapters(instance())
+        .await
         .iter()
         .map(|a| adapter_summary(&a.get_info(), a.features(), &a.limits()))
         .collect()
@@ -141,18 +161,26 @@ fn backend_fix(backend: wgpu::Backend) -> String {
 /// Why no adapter matched, told apart: no driver on any backend; none on the backends
 /// WGPU_BACKEND names (with what the other backends have); or none whose name contains
 /// `filter`. Every GPU command and `ceiling info` give this error.
-pub fn no_adapter(filter: Option<&str>) -> HostError {
+#[maybe_async::maybe_async]
+pub async fn no_adapter(filter: Option<&str>) -> HostError {
+    if cfg!(target_arch = "wasm32") {
+        return HostError::NoAdapter(
+            "the browser offers no WebGPU adapter: open the page in a browser with WebGPU \
+             enabled (Chrome or Edge 113+, Safari 26+, Firefox 141+ on Windows), or start \
+             Chromium with --enable-unsafe-webgpu"
+                .into(),
+        );
+    }
     let env = std::env::var("WGPU_BACKEND").ok();
     let describe = |a: &wgpu::Adapter| {
         let i = a.get_info();
         format!("{} ({:?})", i.name, i.backend)
     };
     // What the backends WGPU_BACKEND names offer, and what every backend offers.
-    let chosen = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+    let chosen = adapters(instance()).await;
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     desc.backends = wgpu::Backends::all();
-    let everywhere =
-        pollster::block_on(wgpu::Instance::new(desc).enumerate_adapters(wgpu::Backends::all()));
+    let everywhere = adapters(wgpu::Instance::new(desc)).await;
     let info = "`ceiling info` lists the adapters wgpu sees";
     if let (Some(f), false) = (filter, chosen.is_empty()) {
         let seen: Vec<String> = chosen.iter().map(describe).collect();
@@ -249,27 +277,31 @@ const MAX_PENDING_DISPATCHES: usize = 256;
 
 impl Gpu {
     /// Opens the best adapter that matches the request (a discrete GPU first).
-    pub fn new(request: &AdapterRequest) -> Result<Gpu> {
+    #[maybe_async::maybe_async]
+    pub async fn new(request: &AdapterRequest) -> Result<Gpu> {
         check_backend_env()?;
         let filter = request
             .name
             .clone()
             .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
             .map(|s| s.to_lowercase());
-        let adapters = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
-        let adapter = adapters
+        let best = adapters(instance())
+            .await
             .into_iter()
             .filter(|a| {
                 filter
                     .as_ref()
                     .is_none_or(|f| a.get_info().name.to_lowercase().contains(f))
             })
-            .min_by_key(|a| rank(a.get_info().device_type))
-            .ok_or_else(|| no_adapter(filter.as_deref()))?;
-        Self::open(adapter, request)
+            .min_by_key(|a| rank(a.get_info().device_type));
+        match best {
+            Some(adapter) => Self::open(adapter, request).await,
+            None => Err(no_adapter(filter.as_deref()).await),
+        }
     }
 
-    fn open(adapter: wgpu::Adapter, request: &AdapterRequest) -> Result<Gpu> {
+    #[maybe_async::maybe_async]
+    async fn open(adapter: wgpu::Adapter, request: &AdapterRequest) -> Result<Gpu> {
         let info = adapter.get_info();
         let wanted = wgpu::Features::SHADER_F16
             | wgpu::Features::SUBGROUP
@@ -282,12 +314,13 @@ impl Gpu {
         // Ask for every limit the adapter really has: wgpu's defaults are far lower
         // (16 KiB of workgroup memory, 128 MiB bindings) than most GPUs offer.
         let limits = adapter.limits();
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        let (device, queue) = resolve(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("ceiling"),
             required_features: features,
             required_limits: limits.clone(),
             ..Default::default()
         }))
+        .await
         .map_err(|e| HostError::Device {
             adapter: info.name.clone(),
             message: e.to_string(),
@@ -424,8 +457,7 @@ impl Gpu {
                 variant.label()
             ))
         })?;
-        let source = variant.source();
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let source = variant.source_for(ceiling_shaders::WgslTarget::of_build());
         let layout = self.pipeline_layout(kernel);
         // Bounds checks stay on. Loop bounding (a guard against infinite loops that naga
         // adds to every loop) is off: every loop in shaders/ counts to a bound taken from
@@ -435,31 +467,32 @@ impl Gpu {
             ..wgpu::ShaderRuntimeChecks::checked()
         };
         // SAFETY: bounds checks are kept, and no loop in our WGSL can run forever.
-        let module = unsafe {
-            self.device.create_shader_module_trusted(
-                wgpu::ShaderModuleDescriptor {
-                    label: Some(&variant.label()),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
-                },
-                checks,
-            )
-        };
         let constants: Vec<(&str, f64)> = constants.iter().map(|&(n, v)| (n, v as f64)).collect();
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: Some(&layout),
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
-                    // Every kernel writes its workgroup memory before reading it.
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        let (pipeline, error) = self.scoped(&[wgpu::ErrorFilter::Validation], || {
+            let module = unsafe {
+                self.device.create_shader_module_trusted(
+                    wgpu::ShaderModuleDescriptor {
+                        label: Some(&variant.label()),
+                        source: wgpu::ShaderSource::Wgsl(source.into()),
+                    },
+                    checks,
+                )
+            };
+            self.device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: Some(&layout),
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &constants,
+                        // Every kernel writes its workgroup memory before reading it.
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                })
+        });
+        if let Some(e) = error {
             return Err(HostError::Gpu(format!(
                 "pipeline {} / {entry} failed: {e}",
                 variant.label()
@@ -556,12 +589,73 @@ impl Gpu {
     }
 
     /// Submits what was recorded and waits until the GPU is done.
-    pub fn sync(&self) -> Result<()> {
+    #[maybe_async::maybe_async]
+    pub async fn sync(&self) -> Result<()> {
         self.submit()?;
+        self.wait().await?;
+        self.take_errors()
+    }
+
+    /// Waits for the submitted work, blocking: for the autotuner, which times candidates in
+    /// a loop. A browser cannot block (autotuning is off there, see crate::autotune).
+    pub fn sync_blocking(&self) -> Result<()> {
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.sync();
+        #[cfg(target_arch = "wasm32")]
+        Err(HostError::Gpu(
+            "a browser cannot wait for the GPU without yielding".into(),
+        ))
+    }
+
+    #[maybe_async::sync_impl]
+    fn wait(&self) -> Result<()> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| HostError::Gpu(e.to_string()))?;
-        self.take_errors()
+            .map(|_| ())
+            .map_err(|e| HostError::Gpu(e.to_string()))
+    }
+
+    /// The browser runs the queue by itself; its callback says when the work is done.
+    #[maybe_async::async_impl]
+    async fn wait(&self) -> Result<()> {
+        let (done, finished) = futures_channel::oneshot::channel();
+        self.queue.on_submitted_work_done(move || {
+            let _ = done.send(());
+        });
+        finished
+            .await
+            .map_err(|_| HostError::Gpu("the device was lost while waiting".into()))
+    }
+
+    /// Runs `f` inside error scopes of `filters` and returns the first error they caught.
+    /// In a browser a scope resolves only after the page yields, so there `f` runs without
+    /// scopes: its errors reach the uncaptured-error sink, and the next submit or read-back
+    /// returns them.
+    pub(crate) fn scoped<T>(
+        &self,
+        filters: &[wgpu::ErrorFilter],
+        f: impl FnOnce() -> T,
+    ) -> (T, Option<wgpu::Error>) {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let scopes: Vec<_> = filters
+                .iter()
+                .map(|&filter| self.device.push_error_scope(filter))
+                .collect();
+            let value = f();
+            // Scopes pop innermost first.
+            let error = scopes
+                .into_iter()
+                .rev()
+                .filter_map(|s| pollster::block_on(s.pop()))
+                .next();
+            (value, error)
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = filters;
+            (f(), None)
+        }
     }
 
     fn take_errors(&self) -> Result<()> {
@@ -576,7 +670,13 @@ impl Gpu {
     }
 
     /// Reads `size` bytes of `buffer` from `offset` back to the host (submits first).
-    pub fn read_bytes(&self, buffer: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
+    #[maybe_async::maybe_async]
+    pub async fn read_bytes(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        size: u64,
+    ) -> Result<Vec<u8>> {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("read-back"),
             size,
@@ -585,15 +685,8 @@ impl Gpu {
         });
         self.encode(|e| e.copy_buffer_to_buffer(buffer, offset, &staging, 0, size));
         self.submit()?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| HostError::Gpu(e.to_string()))?;
-        rx.recv()
-            .map_err(|e| HostError::Gpu(e.to_string()))?
+        self.map_read(&staging)
+            .await
             .map_err(|e| HostError::Gpu(format!("mapping a read-back buffer failed: {e}")))?;
         let bytes = staging
             .get_mapped_range(..)
@@ -602,5 +695,29 @@ impl Gpu {
         staging.unmap();
         self.take_errors()?;
         Ok(bytes)
+    }
+
+    /// Maps `staging` for reading once the queue reaches it.
+    #[maybe_async::sync_impl]
+    fn map_read(&self, staging: &wgpu::Buffer) -> std::result::Result<(), String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait().map_err(|e| e.to_string())?;
+        rx.recv()
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    #[maybe_async::async_impl]
+    async fn map_read(&self, staging: &wgpu::Buffer) -> std::result::Result<(), String> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        rx.await
+            .map_err(|_| "the device was lost while mapping".to_string())?
+            .map_err(|e| e.to_string())
     }
 }

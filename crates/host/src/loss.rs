@@ -81,7 +81,8 @@ pub fn start_run(dir: &Path, header: &LossHeader) -> Result<()> {
 
 /// Scores the windows `ids` [windows, n] not yet in `dir`, `batch` windows per forward,
 /// calling `progress(done)` after each batch. Returns the plan label of the LM head.
-pub fn run_windows(
+#[maybe_async::maybe_async]
+pub async fn run_windows(
     gpu: &Gpu,
     model: &GpuModel,
     ids: &[u32],
@@ -102,7 +103,9 @@ pub fn run_windows(
             .iter()
             .flat_map(|&w| ids[w * n..][..n].to_vec())
             .collect();
-        let (scores, p) = model.next_token_loss(gpu, &batch_ids, chunk.len(), n)?;
+        let (scores, p) = model
+            .next_token_loss(gpu, &batch_ids, chunk.len(), n)
+            .await?;
         plan = Some(p.to_string());
         for (&w, s) in chunk.iter().zip(scores.chunks((n - 1) * 4)) {
             let window = WindowScores {

@@ -66,19 +66,19 @@ impl Gpu {
     /// allocate it, a Result names the tensor and its size (wgpu's `create_buffer_init`
     /// panics instead). The contents are written with `write_buffer`.
     fn storage_buffer(&self, what: &str, bytes: u64) -> Result<wgpu::Buffer> {
-        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let invalid = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(what),
-            size: bytes,
-            usage: USAGE,
-            mapped_at_creation: false,
-        });
-        let errors = [
-            pollster::block_on(invalid.pop()),
-            pollster::block_on(oom.pop()),
+        let filters = [
+            wgpu::ErrorFilter::OutOfMemory,
+            wgpu::ErrorFilter::Validation,
         ];
-        if let Some(e) = errors.into_iter().flatten().next() {
+        let (buffer, error) = self.scoped(&filters, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(what),
+                size: bytes,
+                usage: USAGE,
+                mapped_at_creation: false,
+            })
+        });
+        if let Some(e) = error {
             return Err(HostError::Gpu(format!(
                 "{what} needs {} of GPU memory, which '{}' could not allocate ({e}): use \
                  smaller shapes or fewer samples per batch, or an adapter with more memory",
@@ -159,8 +159,11 @@ impl Gpu {
     }
 
     /// Reads a tensor back as f32.
-    pub fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
-        let bytes = self.read_bytes(&t.buffer, 0, held_bytes(t.len, t.precision))?;
+    #[maybe_async::maybe_async]
+    pub async fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
+        let bytes = self
+            .read_bytes(&t.buffer, 0, held_bytes(t.len, t.precision))
+            .await?;
         Ok(decode(&bytes, t.len, t.precision))
     }
 

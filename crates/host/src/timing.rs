@@ -11,7 +11,7 @@
 //! The bench result file ([`BenchReport`]) and the statistics of timed runs are
 //! `ceiling_core::bench`, re-exported here for the benches.
 
-use std::time::Instant;
+use web_time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -94,10 +94,11 @@ impl<'g> Timer<'g> {
     }
 
     /// Seconds the GPU took for the work `record` records (it may also submit by itself).
-    pub fn time(&self, clock: Clock, record: impl FnOnce() -> Result<()>) -> Result<f64> {
+    #[maybe_async::maybe_async]
+    pub async fn time(&self, clock: Clock, record: impl FnOnce() -> Result<()>) -> Result<f64> {
         let gpu = self.gpu;
         // Nothing earlier may run inside the region.
-        gpu.sync()?;
+        gpu.sync().await?;
         let seconds = match (clock, &self.query) {
             (Clock::Auto, Some((set, resolve))) => {
                 gpu.encode(|e| e.write_timestamp(set, 0));
@@ -106,7 +107,7 @@ impl<'g> Timer<'g> {
                     e.write_timestamp(set, 1);
                     e.resolve_query_set(set, 0..2, resolve, 0);
                 });
-                let bytes = gpu.read_bytes(resolve, 0, 16)?;
+                let bytes = gpu.read_bytes(resolve, 0, 16).await?;
                 let t0 = u64::from_le_bytes(bytes[0..8].try_into().unwrap());
                 let t1 = u64::from_le_bytes(bytes[8..16].try_into().unwrap());
                 t1.wrapping_sub(t0) as f64 * self.period_ns * 1e-9
@@ -115,14 +116,14 @@ impl<'g> Timer<'g> {
                 // The work may submit and read back by itself: the clock runs over all of it.
                 let start = Instant::now();
                 record()?;
-                gpu.sync()?;
+                gpu.sync().await?;
                 start.elapsed().as_secs_f64()
             }
             (Clock::Auto, None) => {
                 // Recording is host work: the clock runs over the submit and the wait only.
                 record()?;
                 let start = Instant::now();
-                gpu.sync()?;
+                gpu.sync().await?;
                 start.elapsed().as_secs_f64()
             }
         };
@@ -156,8 +157,9 @@ impl Default for MeasureConfig {
 
 /// Warms up, then times `config.samples` runs of `run(i)`, where `i` counts runs so that the
 /// caller rotates over its input sets (`i % sets`).
-pub fn measure(
-    timer: &Timer,
+#[maybe_async::maybe_async]
+pub async fn measure(
+    timer: &Timer<'_>,
     clock: Clock,
     config: MeasureConfig,
     mut run: impl FnMut(usize) -> Result<()>,
@@ -167,10 +169,10 @@ pub fn measure(
         run(i)?;
         i += 1;
     }
-    timer.gpu().sync()?;
+    timer.gpu().sync().await?;
     let mut samples = Vec::with_capacity(config.samples);
     for _ in 0..config.samples.max(1) {
-        samples.push(timer.time(clock, || run(i))?);
+        samples.push(timer.time(clock, || run(i)).await?);
         i += 1;
     }
     Ok(Measurement {
@@ -190,7 +192,8 @@ pub struct CopyBench {
 
 impl CopyBench {
     /// Buffers of `bytes` (capped at the adapter's largest buffer, rounded to 256 bytes).
-    pub fn new(gpu: &Gpu, bytes: u64) -> Result<Self> {
+    #[maybe_async::maybe_async]
+    pub async fn new(gpu: &Gpu, bytes: u64) -> Result<Self> {
         let bytes = bytes.min(gpu.limits.max_buffer_size) / 256 * 256;
         if bytes == 0 {
             return Err(HostError::Gpu("copy bench of zero bytes".into()));
@@ -209,7 +212,7 @@ impl CopyBench {
             e.clear_buffer(&src, 0, None);
             e.clear_buffer(&dst, 0, None);
         });
-        gpu.sync()?;
+        gpu.sync().await?;
         Ok(Self { src, dst, bytes })
     }
 

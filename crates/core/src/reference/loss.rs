@@ -36,6 +36,10 @@ pub fn next_token_loss(head: &[f32], d: usize, states: &[f32], targets: &[u32]) 
         "a target id is outside the vocabulary"
     );
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    // A browser (wasm32) has no threads: spawning one panics there.
+    if threads == 1 || cfg!(target_arch = "wasm32") {
+        return rows_loss(head, d, states, targets);
+    }
     let per = targets.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
         let parts: Vec<_> = targets

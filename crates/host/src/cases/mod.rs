@@ -37,7 +37,8 @@ use ceiling_core::kernel::{check_len, ShapeError};
 
 use crate::error::{HostError, Result};
 use crate::kernels::{AttentionKernel, MatmulKernel};
-use crate::{Gpu, Tensor};
+use crate::timing::{self, BenchResult, Clock, MeasureConfig, Timer};
+use crate::{AdapterSummary, Gpu, Tensor};
 
 /// How a tensor of a case is stored on the GPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +121,9 @@ pub struct OutputCheck {
     pub output: String,
     /// Relative error (`ceiling_core::reference::compare`) unless the case's tolerance is
     /// per element, then the worst ratio of an element's error to its own bound times
-    /// `tolerance`; infinite for NaN, infinity or a broken invariant (see `note`).
+    /// `tolerance`; infinite for NaN, infinity or a broken invariant (see `note`). JSON
+    /// writes a non-finite error as null, read back as NaN: still a failure.
+    #[serde(with = "ceiling_core::nonfinite")]
     pub error: f64,
     pub tolerance: f64,
     /// Why an output failed beyond its error figure (a masked row that is not zero...).
@@ -343,6 +346,39 @@ impl fmt::Display for CaseCheck {
     }
 }
 
+/// The schema tag of check result files.
+pub const CHECK_SCHEMA: &str = "ceiling-check/1";
+
+/// A check run as `ceiling check --json` and the browser page write it, and as `ceiling
+/// report` reads it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckReport {
+    pub schema: String,
+    pub tool_version: String,
+    pub created_unix_s: u64,
+    pub adapter: AdapterSummary,
+    pub seed: u64,
+    pub results: Vec<CaseCheck>,
+}
+
+impl CheckReport {
+    /// The results of a run seeded `seed` on `adapter`, stamped now.
+    pub fn new(adapter: AdapterSummary, seed: u64, results: Vec<CaseCheck>) -> Self {
+        Self {
+            schema: CHECK_SCHEMA.into(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            created_unix_s: ceiling_core::bench::unix_seconds(),
+            adapter,
+            seed,
+            results,
+        }
+    }
+
+    pub fn failures(&self) -> usize {
+        self.results.iter().filter(|r| !r.passed()).count()
+    }
+}
+
 /// A case's inputs on the host and the GPU, and its NaN-poisoned outputs.
 pub struct Prepared {
     /// The drawn values (some launchers read ids from the host).
@@ -358,8 +394,13 @@ impl Prepared {
     }
 
     /// Every output, read back.
-    pub fn download(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>> {
-        self.outputs.iter().map(|t| gpu.download(t)).collect()
+    #[maybe_async::maybe_async]
+    pub async fn download(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>> {
+        let mut all = Vec::with_capacity(self.outputs.len());
+        for t in &self.outputs {
+            all.push(gpu.download(t).await?);
+        }
+        Ok(all)
     }
 }
 
@@ -414,7 +455,8 @@ pub fn upload(
 
 /// Runs `case` in `variant` on `host` inputs at `precision` (how `ceiling kernel` runs a
 /// user's tensors); returns the plan the launcher ran and every output, read back.
-pub fn run(
+#[maybe_async::maybe_async]
+pub async fn run(
     gpu: &Gpu,
     case: &dyn KernelCase,
     variant: Variant,
@@ -423,21 +465,22 @@ pub fn run(
 ) -> Result<(String, Vec<Vec<f32>>)> {
     let prepared = upload(gpu, case, precision, host)?;
     let plan = prepared.launch(gpu, case, variant)?;
-    let outputs = prepared.download(gpu)?;
+    let outputs = prepared.download(gpu).await?;
     Ok((plan, outputs))
 }
 
 /// Runs `case` in `variant` at `precision` on inputs drawn from `seed` into NaN-poisoned
 /// outputs and compares each output with the f64 reference of the inputs as stored. A
 /// launcher refusal is reported in the result, not as an error; errors are the GPU's.
-pub fn check(
+#[maybe_async::maybe_async]
+pub async fn check(
     gpu: &Gpu,
     case: &dyn KernelCase,
     variant: Variant,
     precision: Precision,
     seed: u64,
 ) -> Result<CaseCheck> {
-    let start = std::time::Instant::now();
+    let start = web_time::Instant::now();
     let prepared = prepare(gpu, case, precision, seed)?;
     let mut result = CaseCheck {
         case: case.name(),
@@ -458,7 +501,7 @@ pub fn check(
             return Ok(result);
         }
     }
-    let got = prepared.download(gpu)?;
+    let got = prepared.download(gpu).await?;
     let as_stored: Vec<Vec<f64>> = case
         .inputs()
         .iter()
@@ -471,6 +514,45 @@ pub fn check(
     Ok(result)
 }
 
+/// Times `case` at `precision` in the variant its plans choose here (the first of
+/// [`KernelCase::variants`]), rotating over two input sets, and names the result as the
+/// registered benches do (`kernel/label/precision`, with the plan as its variant).
+#[maybe_async::maybe_async]
+pub async fn bench(
+    gpu: &Gpu,
+    timer: &Timer<'_>,
+    case: &dyn KernelCase,
+    precision: Precision,
+    config: MeasureConfig,
+) -> Result<BenchResult> {
+    const SETS: usize = 2;
+    let variant = case.variants(gpu)[0];
+    let prepared = (0..SETS)
+        .map(|i| prepare(gpu, case, precision, i as u64))
+        .collect::<Result<Vec<_>>>()?;
+    let plan = prepared[0].launch(gpu, case, variant)?;
+    let time = timing::measure(timer, Clock::Auto, config, |i| {
+        prepared[i % SETS].launch(gpu, case, variant).map(|_| ())
+    })
+    .await?;
+    let shape = case
+        .inputs()
+        .iter()
+        .map(|t| (t.name.to_string(), t.len() as u64))
+        .collect();
+    Ok(BenchResult::new(
+        format!("{}/{precision}", case.name()),
+        case.kernel(),
+        &precision.to_string(),
+        plan,
+        shape,
+        case.flops(),
+        case.bytes(precision),
+        SETS,
+        time,
+    ))
+}
+
 /// The seed of `case`'s inputs in a run seeded `run_seed`: each case gets its own inputs,
 /// and the run's seed reproduces them all, whatever the filter (FNV-1a of the name).
 pub fn case_seed(run_seed: u64, name: &str) -> u64 {
@@ -481,7 +563,8 @@ pub fn case_seed(run_seed: u64, name: &str) -> u64 {
 
 /// `case` at every precision `gpu` offers and in every variant its plans can choose here,
 /// on inputs drawn from [`case_seed`]; `each` sees every result as it finishes.
-pub fn check_every_variant(
+#[maybe_async::maybe_async]
+pub async fn check_every_variant(
     gpu: &Gpu,
     case: &dyn KernelCase,
     run_seed: u64,
@@ -491,7 +574,7 @@ pub fn check_every_variant(
     let mut out = vec![];
     for precision in precisions(gpu, case) {
         for variant in case.variants(gpu) {
-            let r = check(gpu, case, variant, precision, seed)?;
+            let r = check(gpu, case, variant, precision, seed).await?;
             each(&r);
             out.push(r);
         }
@@ -588,6 +671,20 @@ mod tests {
         assert!(matches("*norm*", "rms_norm/3x1000"));
         assert!(!matches("norm*", "rms_norm/3x1000"));
         assert!(matches("*", "x"));
+    }
+
+    #[test]
+    fn a_failed_check_reads_back_from_json() {
+        let failed = OutputCheck {
+            output: "out".into(),
+            error: f64::INFINITY,
+            tolerance: 1e-5,
+            note: None,
+        };
+        let text = serde_json::to_string(&failed).unwrap();
+        let back: OutputCheck = serde_json::from_str(&text).unwrap();
+        assert!(back.error.is_nan() && back.output == failed.output);
+        assert!(!back.passed());
     }
 
     #[test]

@@ -42,8 +42,8 @@ impl KernelCase for ColumnMomentsCase {
         vec![x.iter().map(|v| v + self.offset).collect()]
     }
 
-    /// The launcher returns the moments on the host (in f64, for Chan merges); they are
-    /// written into the outputs as the f32 the kernel computed.
+    /// The kernel writes straight into the outputs (`kernels::column_moments` reads the same
+    /// two tensors back and turns them into f64 moments).
     fn launch(
         &self,
         gpu: &Gpu,
@@ -52,12 +52,7 @@ impl KernelCase for ColumnMomentsCase {
         _host: &[Vec<f32>],
         out: &[Tensor],
     ) -> Result<String> {
-        let m = kernels::column_moments(gpu, &x[0], self.samples, self.cols)?;
-        for (t, v) in out.iter().zip([&m.mean, &m.m2]) {
-            let f: Vec<f32> = v.iter().map(|&x| x as f32).collect();
-            gpu.queue
-                .write_buffer(&t.buffer, 0, bytemuck::cast_slice(&f));
-        }
+        kernels::column_moments_into(gpu, &x[0], self.samples, self.cols, &out[0], &out[1])?;
         Ok("welford".into())
     }
 

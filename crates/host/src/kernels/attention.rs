@@ -160,7 +160,7 @@ pub fn attention(
         let tuned = gpu.tuner.choose(&class, &CANDIDATES, |candidate| {
             let plan = AttentionPlan::choose(gpu, shape, candidate)?;
             launch(gpu, shape, q, k, v, key_mask, out, stats, plan)?;
-            gpu.sync()
+            gpu.sync_blocking()
         })?;
         kernel = tuned.unwrap_or(AttentionKernel::Auto);
     }

@@ -298,7 +298,7 @@ pub fn matmul(
         let tuned = gpu.tuner.choose(&class, &candidates, |k| {
             let plan = MatmulPlan::choose(gpu, shape, k)?;
             launch(gpu, shape, a, b, bias, residual, act, out, plan)?;
-            gpu.sync()
+            gpu.sync_blocking()
         })?;
         kernel = tuned.unwrap_or(MatmulKernel::Auto);
     }

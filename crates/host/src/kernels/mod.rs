@@ -13,7 +13,7 @@ pub use attention::{attention, attention_unfused, AttentionKernel, AttentionPlan
 pub use lm_head::{lm_head_loss, LmHeadPlan};
 pub use matmul::{matmul, MatmulKernel, MatmulPlan, MatmulTiles, Vec4Tiles};
 pub use norm::{layer_norm, rms_norm};
-pub use reduce::column_moments;
+pub use reduce::{column_moments, column_moments_into};
 pub use softmax::softmax;
 
 use ceiling_shaders::Precision;

@@ -34,7 +34,26 @@ const WG: u32 = 64;
 /// Moments of each column of x [samples, cols] across samples, computed on the GPU
 /// (Welford in f32) and returned in f64, ready for Chan merges with other batches.
 /// See `ceiling_core::stats::Moments` for the reference.
-pub fn column_moments(gpu: &Gpu, x: &Tensor, samples: usize, cols: usize) -> Result<Moments> {
+#[maybe_async::maybe_async]
+pub async fn column_moments(gpu: &Gpu, x: &Tensor, samples: usize, cols: usize) -> Result<Moments> {
+    let mean = gpu.nan_tensor("mean", cols.max(1), Precision::F32)?;
+    let m2 = gpu.nan_tensor("m2", cols.max(1), Precision::F32)?;
+    column_moments_into(gpu, x, samples, cols, &mean, &m2)?;
+    let (mean, m2) = (gpu.download(&mean).await?, gpu.download(&m2).await?);
+    Moments::from_batch_partials(samples as u64, &mean, &m2)
+        .map_err(|e| HostError::Stats(format!("column moments: {e}")))
+}
+
+/// Records the kernel of [`column_moments`]: the mean and M2 of each column of x into
+/// `mean` and `m2` [cols] (f32).
+pub fn column_moments_into(
+    gpu: &Gpu,
+    x: &Tensor,
+    samples: usize,
+    cols: usize,
+    mean: &Tensor,
+    m2: &Tensor,
+) -> Result<()> {
     if samples == 0 || cols == 0 {
         return Err(ceiling_core::kernel::ShapeError::Zero {
             what: "samples and cols",
@@ -50,8 +69,8 @@ pub fn column_moments(gpu: &Gpu, x: &Tensor, samples: usize, cols: usize) -> Res
             fix: "use a smaller batch",
         });
     }
-    let mean = gpu.nan_tensor("mean", cols, Precision::F32)?;
-    let m2 = gpu.nan_tensor("m2", cols, Precision::F32)?;
+    check_tensor("mean", mean, cols, Precision::F32)?;
+    check_tensor("m2", m2, cols, Precision::F32)?;
     let pipeline = COLUMN_MOMENTS.pipeline(
         gpu,
         Variant::new(Family::Reduce, x.precision),
@@ -68,8 +87,5 @@ pub fn column_moments(gpu: &Gpu, x: &Tensor, samples: usize, cols: usize) -> Res
         &params,
         &[x.binding(), mean.binding(), m2.binding()],
         row_grid(groups, gpu.limits.max_compute_workgroups_per_dimension),
-    )?;
-    let (mean, m2) = (gpu.download(&mean)?, gpu.download(&m2)?);
-    Moments::from_batch_partials(samples as u64, &mean, &m2)
-        .map_err(|e| HostError::Stats(format!("column moments: {e}")))
+    )
 }

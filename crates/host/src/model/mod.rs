@@ -168,7 +168,8 @@ impl GpuModel {
     /// Next-token scores of token windows `ids` [batch, n]: for each window and position
     /// t < n - 1, (lse, nll of ids[t + 1], entropy, top1) from the final state at t, as
     /// [batch, n - 1, 4] (see `kernels::lm_head`). The logits are never stored.
-    pub fn next_token_loss(
+    #[maybe_async::maybe_async]
+    pub async fn next_token_loss(
         &self,
         gpu: &Gpu,
         ids: &[u32],
@@ -208,7 +209,7 @@ impl GpuModel {
         let d = self.config.d_model;
         let out = gpu.nan_tensor("next-token scores", batch * n * 4, Precision::F32)?;
         let plan = kernels::lm_head_loss(gpu, last, head, &targets, d, &out)?;
-        let all = gpu.download(&out)?;
+        let all = gpu.download(&out).await?;
         let scores = all
             .chunks(n * 4)
             .flat_map(|w| w[..(n - 1) * 4].to_vec())
@@ -219,7 +220,8 @@ impl GpuModel {
     /// Scores final states `x` [rows, d] (a forward's `final_norm` probes, or its last
     /// `hidden` for a post-norm model) against the output embedding for `targets`: (lse, nll,
     /// entropy, top1) per row, as in [`Self::next_token_loss`].
-    pub fn score_states(&self, gpu: &Gpu, x: &[f32], targets: &[u32]) -> Result<Vec<f32>> {
+    #[maybe_async::maybe_async]
+    pub async fn score_states(&self, gpu: &Gpu, x: &[f32], targets: &[u32]) -> Result<Vec<f32>> {
         let head = self.output_embedding().ok_or_else(|| {
             model_error(ModelError::Missing(
                 "an output embedding (this model has no language-model head)".into(),
@@ -229,7 +231,7 @@ impl GpuModel {
         let t = gpu.upload("final states", x, self.precision)?;
         let out = gpu.nan_tensor("scores", targets.len() * 4, Precision::F32)?;
         kernels::lm_head_loss(gpu, &t, head, targets, d, &out)?;
-        gpu.download(&out)
+        gpu.download(&out).await
     }
 
     pub fn config(&self) -> &ceiling_core::model::ModelConfig {
@@ -463,10 +465,11 @@ impl GpuModel {
 
     /// Runs one batch and returns the states at `probes` (positions within each sequence).
     /// GPU memory is bounded by this batch: split long sweeps into batches.
-    pub fn forward(
+    #[maybe_async::maybe_async]
+    pub async fn forward(
         &self,
         gpu: &Gpu,
-        input: &ForwardInput,
+        input: &ForwardInput<'_>,
         probes: &[usize],
     ) -> Result<ProbeStates<f32>> {
         let c = &self.config;
@@ -489,8 +492,8 @@ impl GpuModel {
         };
         self.run(gpu, input, batch, n, Some(&gather))?;
 
-        let all = out.download(gpu)?;
-        let stats = gpu.download(&out_stats)?;
+        let all = out.download(gpu).await?;
+        let stats = gpu.download(&out_stats).await?;
         let slot_at = |i: usize| all[i * slot..][..slot].to_vec();
         let spread = |li: usize, k: usize| -> Vec<f32> {
             stats[li * stat_slot..][..stat_slot]
@@ -572,10 +575,11 @@ impl ProbeSlots {
     }
 
     /// Every slot, in order.
-    fn download(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+    #[maybe_async::maybe_async]
+    async fn download(&self, gpu: &Gpu) -> Result<Vec<f32>> {
         let mut all = Vec::with_capacity(self.tensors.len() * self.per_tensor * self.slot);
         for t in &self.tensors {
-            all.extend(gpu.download(t)?);
+            all.extend(gpu.download(t).await?);
         }
         Ok(all)
     }

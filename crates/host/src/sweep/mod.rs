@@ -56,7 +56,8 @@ pub trait Progress {
 }
 
 /// Runs (or resumes) the sweep of `cfg` in `run_dir`, then fits and writes the summary.
-pub fn run_sweep(
+#[maybe_async::maybe_async]
+pub async fn run_sweep(
     gpu: &Gpu,
     cfg: &SweepConfig,
     run_dir: &Path,
@@ -100,45 +101,6 @@ pub fn run_sweep(
         }
         _ => None,
     };
-    let measure = |progress: &mut dyn Progress, lengths: &[usize], windows: run::Windows| {
-        progress.start_lengths(lengths, cfg.samples);
-        let mut report = |d| progress.samples_done(d);
-        gpu.tuner.take_plans_used();
-        let measured = match &workload {
-            Workload::Attention(layer) => {
-                vec![run::measure_length(
-                    gpu,
-                    cfg,
-                    layer,
-                    lengths[0],
-                    &mut report,
-                )?]
-            }
-            Workload::Model {
-                model,
-                layers,
-                corpus,
-                suffix,
-            } => run::measure_lengths_model(
-                gpu,
-                cfg,
-                model,
-                layers,
-                corpus.as_ref(),
-                suffix,
-                lengths,
-                &windows,
-                &mut report,
-            )?,
-        };
-        let kernels = gpu.tuner.take_plans_used();
-        for mut result in measured {
-            result.kernels = kernels.clone();
-            results::write_json(&results::point_path(run_dir, result.n), &result)?;
-            progress.finish_length(&result, false);
-        }
-        Ok::<_, HostError>(())
-    };
     let mut pending = Vec::new();
     for (i, &n) in cfg.lengths.iter().enumerate() {
         if i % shard.count != shard.index {
@@ -149,14 +111,82 @@ pub fn run_sweep(
         } else if prefix_window.is_some() {
             pending.push(n);
         } else {
-            measure(progress, &[n], run::Windows::of_length(n))?;
+            measure(
+                gpu,
+                cfg,
+                &workload,
+                run_dir,
+                progress,
+                &[n],
+                run::Windows::of_length(n),
+            )
+            .await?;
         }
     }
     if let (Some(window), false) = (prefix_window, pending.is_empty()) {
-        measure(progress, &pending, run::Windows::prefixes_of(window))?;
+        measure(
+            gpu,
+            cfg,
+            &workload,
+            run_dir,
+            progress,
+            &pending,
+            run::Windows::prefixes_of(window),
+        )
+        .await?;
     }
     let header = record_finished_lengths(run_dir, header)?;
     Ok(summarise(run_dir, header)?)
+}
+
+/// Measures `lengths` together (one length, or the prefixes of one set of windows) and
+/// writes their points.
+#[maybe_async::maybe_async]
+async fn measure(
+    gpu: &Gpu,
+    cfg: &SweepConfig,
+    workload: &Workload,
+    run_dir: &Path,
+    progress: &mut dyn Progress,
+    lengths: &[usize],
+    windows: run::Windows,
+) -> Result<()> {
+    progress.start_lengths(lengths, cfg.samples);
+    let mut report = |d| progress.samples_done(d);
+    gpu.tuner.take_plans_used();
+    let measured = match workload {
+        Workload::Attention(layer) => {
+            // Not inside vec![]: maybe_async cannot remove an await from a macro's tokens.
+            let result = run::measure_length(gpu, cfg, layer, lengths[0], &mut report).await?;
+            vec![result]
+        }
+        Workload::Model {
+            model,
+            layers,
+            corpus,
+            suffix,
+        } => {
+            run::measure_lengths_model(
+                gpu,
+                cfg,
+                model,
+                layers,
+                corpus.as_ref(),
+                suffix,
+                lengths,
+                &windows,
+                &mut report,
+            )
+            .await?
+        }
+    };
+    let kernels = gpu.tuner.take_plans_used();
+    for mut result in measured {
+        result.kernels = kernels.clone();
+        results::write_json(&results::point_path(run_dir, result.n), &result)?;
+        progress.finish_length(&result, false);
+    }
+    Ok(())
 }
 
 /// Writes `run.json`, or checks that the folder holds a run whose finished points `header`

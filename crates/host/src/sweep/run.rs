@@ -74,9 +74,17 @@ impl SiteAccumulator {
     }
 
     /// Adds a batch of probe vectors `rows` [b, d] (already on the GPU as `t`).
-    fn add(&mut self, gpu: &Gpu, t: &Tensor, rows: &[f32], d: usize, labels: &[f64]) -> Result<()> {
+    #[maybe_async::maybe_async]
+    async fn add(
+        &mut self,
+        gpu: &Gpu,
+        t: &Tensor,
+        rows: &[f32],
+        d: usize,
+        labels: &[f64],
+    ) -> Result<()> {
         let b = labels.len();
-        let batch = kernels::column_moments(gpu, t, b, d)?;
+        let batch = kernels::column_moments(gpu, t, b, d).await?;
         self.moments.merge(&batch).map_err(stats_error)?;
         for (row, &y) in rows.chunks(d).zip(labels) {
             self.boot.push(row);
@@ -159,14 +167,15 @@ fn draw_inputs(
 }
 
 /// Runs one context length of an attention-only control and returns its result.
-pub fn measure_length(
+#[maybe_async::maybe_async]
+pub async fn measure_length(
     gpu: &Gpu,
     cfg: &SweepConfig,
     layer: &AttentionLayer,
     n: usize,
     progress: &mut dyn FnMut(usize),
 ) -> Result<LengthResult> {
-    let start = std::time::Instant::now();
+    let start = web_time::Instant::now();
     let precision = cfg.precision;
     let (d, hd) = (layer.d, layer.d + 1);
     let mut sampler = Sampler::new(cfg.process.clone(), n, d).map_err(stats_error)?;
@@ -236,12 +245,13 @@ pub fn measure_length(
         )?;
         // The extra (sink) dimension of the values is zero: keep the first d.
         let h: Vec<f32> = gpu
-            .download(&out)?
+            .download(&out)
+            .await?
             .chunks(hd)
             .flat_map(|r| r[..d].to_vec())
             .collect();
-        site.add(gpu, &up("h", &h)?, &h, d, &labels)?;
-        for st in gpu.download(&stats)?.chunks(STATS_PER_ROW) {
+        site.add(gpu, &up("h", &h)?, &h, d, &labels).await?;
+        for st in gpu.download(&stats).await?.chunks(STATS_PER_ROW) {
             spread.add(st[1] as f64, st[2] as f64);
         }
         done += b;
@@ -318,7 +328,8 @@ impl Windows {
 /// n - 1. Every length then sees the same windows, and the bootstrap gives a window the same
 /// Poisson weight at every length, so a replicate resamples windows, not points.
 #[allow(clippy::too_many_arguments)]
-pub fn measure_lengths_model(
+#[maybe_async::maybe_async]
+pub async fn measure_lengths_model(
     gpu: &Gpu,
     cfg: &SweepConfig,
     model: &GpuModel,
@@ -329,7 +340,7 @@ pub fn measure_lengths_model(
     windows: &Windows,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<LengthResult>> {
-    let start = std::time::Instant::now();
+    let start = web_time::Instant::now();
     let mc = model.config().clone();
     let d = mc.d_model;
     let prefixes = windows.are_prefixes();
@@ -412,7 +423,7 @@ pub fn measure_lengths_model(
                 batch: b,
                 n: len,
             };
-            (model.forward(gpu, &input, &probes)?, vec![0.0; b])
+            (model.forward(gpu, &input, &probes).await?, vec![0.0; b])
         } else {
             let sampler = match &mut sampler {
                 Some(s) => s,
@@ -426,7 +437,7 @@ pub fn measure_lengths_model(
                 batch: b,
                 n: w,
             };
-            (model.forward(gpu, &input, &probes)?, labels)
+            (model.forward(gpu, &input, &probes).await?, labels)
         };
         // Probe rows are [batch, probes, d]; spreads [batch, heads, probes].
         let at = |all: &[f32], p: usize| -> Vec<f32> {
@@ -442,7 +453,7 @@ pub fn measure_lengths_model(
                 {
                     let rows = at(all, p);
                     let t = gpu.upload("probe rows", &rows, Precision::F32)?;
-                    sites[p][2 * k + j].add(gpu, &t, &rows, d, &labels)?;
+                    sites[p][2 * k + j].add(gpu, &t, &rows, d, &labels).await?;
                 }
                 let spreads = states.n_eff[l].iter().zip(&states.entropy[l]);
                 for (i, (ne, en)) in spreads.enumerate().filter(|(i, _)| i % np == p) {
