@@ -6,6 +6,7 @@ import init, { Session } from './pkg/ceiling_web.js';
 const params = new URLSearchParams(location.search);
 const phases = (params.get('phases') || 'shaders,checks,benches,sweep').split(',');
 const pattern = params.get('kernels') || undefined;
+const maxHeadDim = params.get('max_head_dim') ? Number(params.get('max_head_dim')) : undefined;
 const $ = (id) => document.getElementById(id);
 
 const results = { adapter: null, shaders: null, check: null, bench: null, sweep: null, errors: [], failed: 0 };
@@ -61,8 +62,7 @@ function showAdapter(a) {
 
 async function runChecks(s) {
   show('checks-section');
-  const maxHeadDim = params.get('max_head_dim');
-  const names = s.check_cases(pattern, maxHeadDim ? Number(maxHeadDim) : undefined);
+  const names = s.check_cases(pattern, maxHeadDim);
   const every = s.check_cases(pattern, undefined);
   const left = every.length - names.length;
   const all = [];
@@ -92,7 +92,7 @@ async function runBenches(s) {
   show('benches-section');
   status('Benchmarking the copy peak');
   const copy = JSON.parse(await s.bench_copy());
-  const names = s.bench_cases(pattern);
+  const names = s.bench_cases(pattern, maxHeadDim);
   const all = [];
   for (const [i, name] of names.entries()) {
     status(`Benchmarking ${i + 1}/${names.length}: ${name}`);

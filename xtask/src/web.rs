@@ -22,9 +22,9 @@ const USAGE: &str = "usage: cargo xtask web [--test] [--build] [--port N] [--que
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
-/// The page's options in `cargo xtask test`: every phase and kernel, attention up to head_dim
-/// 64 as in the GL run (on SwiftShader the larger head dims, each a kernel of its own to
-/// compile, took 5 of the 7.5 minutes of a full run; `cargo xtask web --test` runs them all).
+/// The page's options in `cargo xtask test`: every phase and kernel, attention (checks and
+/// benches) up to head_dim 64 as in the GL run: on SwiftShader the larger head dims, each a
+/// kernel of its own to compile, took 20 to 60 s each; `cargo xtask web --test` runs them all.
 pub const TEST_QUERY: &str = "?max_head_dim=64";
 
 /// How long the page may take in --test (a full run took 7.5 minutes on SwiftShader, 2 cores).
@@ -72,10 +72,9 @@ pub fn build(root: &Path) -> Result<()> {
         &["build", "-p", "ceiling-web", "--target", WASM_TARGET],
         &[],
     )?;
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let wasm = target_dir.join(WASM_TARGET).join("debug/ceiling_web.wasm");
+    let wasm = target_dir(root)
+        .join(WASM_TARGET)
+        .join("debug/ceiling_web.wasm");
     let status = Command::new(bindgen)
         .args(["--target", "web", "--no-typescript", "--out-dir"])
         .arg(root.join("web/pkg"))
@@ -105,6 +104,13 @@ pub fn clippy() -> Result<()> {
         ],
         &[],
     )
+}
+
+/// Where cargo builds: CARGO_TARGET_DIR, else target/ in the repository.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
 }
 
 fn ensure_wasm_target() -> Result<()> {
@@ -144,7 +150,18 @@ fn ensure_wasm_bindgen(root: &Path) -> Result<String> {
     if installed != format!("wasm-bindgen {version}") {
         eprintln!("xtask: installing wasm-bindgen-cli {version} (found: {installed:?})");
         // Not --locked: the CLI's own lockfile names a webpki-roots that crates.io yanked.
-        super::cargo(&["install", "wasm-bindgen-cli", "--version", &version], &[])?;
+        // Without TLS (only its test runner downloads anything): 2m45s on 2 cores instead of
+        // about 5 minutes.
+        super::cargo(
+            &[
+                "install",
+                "wasm-bindgen-cli",
+                "--version",
+                &version,
+                "--no-default-features",
+            ],
+            &[],
+        )?;
     }
     Ok("wasm-bindgen".into())
 }
@@ -393,7 +410,14 @@ pub fn browser_test(root: &Path, query: &str) -> Result<()> {
         }
     }
     if !files.is_empty() {
-        let mut report = super::cargo_command(&["run", "--quiet", "--bin", "ceiling", "--"]);
+        // The binary `cargo test --workspace` built, where it exists: `cargo run` of the one
+        // package resolves features differently and rebuilt much of the tree (85 s in CI).
+        let built = target_dir(root).join("debug/ceiling");
+        let mut report = if built.is_file() {
+            Command::new(built)
+        } else {
+            super::cargo_command(&["run", "--quiet", "--bin", "ceiling", "--"])
+        };
         report
             .current_dir(root)
             .arg("report")

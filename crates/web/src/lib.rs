@@ -62,6 +62,22 @@ fn bench_case(name: &str) -> Result<(Box<dyn KernelCase>, Precision), JsValue> {
     Ok((case, precision))
 }
 
+/// The cases matching `pattern` (all without one), less attention with a head_dim above
+/// `max_head_dim` if given.
+fn chosen(
+    all: Vec<Box<dyn KernelCase>>,
+    pattern: Option<String>,
+    max_head_dim: Option<usize>,
+) -> Vec<Box<dyn KernelCase>> {
+    cases::select(all, pattern.as_deref())
+        .into_iter()
+        .filter(|c| match (max_head_dim, c.head_dim()) {
+            (Some(max), Some(hd)) => hd <= max,
+            _ => true,
+        })
+        .collect()
+}
+
 /// The small sweep of the page: the clt control (variance ~ 1/n), lengths 8 to 256.
 fn sweep_config(seed: u64) -> SweepConfig {
     let mut cfg = SweepConfig::for_preset(Preset::Clt);
@@ -130,12 +146,8 @@ impl Session {
     /// a head_dim above `max_head_dim` if given (each head_dim is a kernel of its own, which
     /// a CPU adapter may take seconds to compile).
     pub fn check_cases(&self, pattern: Option<String>, max_head_dim: Option<usize>) -> Vec<String> {
-        cases::select(cases::checks(), pattern.as_deref())
+        chosen(cases::checks(), pattern, max_head_dim)
             .iter()
-            .filter(|c| match (max_head_dim, c.head_dim()) {
-                (Some(max), Some(hd)) => hd <= max,
-                _ => true,
-            })
             .map(|c| c.name())
             .collect()
     }
@@ -184,10 +196,10 @@ impl Session {
     }
 
     /// The bench cases (`kernel/label/precision`) at the precisions the adapter offers:
-    /// every registered kernel at the small bench sizes, those matching `pattern` if given.
-    pub fn bench_cases(&self, pattern: Option<String>) -> Vec<String> {
+    /// every registered kernel at the small bench sizes, chosen as [`Session::check_cases`].
+    pub fn bench_cases(&self, pattern: Option<String>, max_head_dim: Option<usize>) -> Vec<String> {
         let mut names = vec![];
-        for case in cases::select(cases::benches(true), pattern.as_deref()) {
+        for case in chosen(cases::benches(true), pattern, max_head_dim) {
             for p in cases::precisions(&self.gpu, case.as_ref()) {
                 names.push(format!("{}/{p}", case.name()));
             }
