@@ -224,12 +224,11 @@ impl<'g> Bench<'g> {
             Ok(c) => c,
             Err(e) => return self.skip("peak/copy", e.to_string()),
         };
-        let mib = copy.bytes >> 20;
         let case = Case {
-            name: format!("peak/copy-{mib}MiB"),
+            name: copy.name(),
             kernel: "copy",
             precision: Precision::F32,
-            variant: "copy_buffer_to_buffer".into(),
+            variant: CopyBench::VARIANT.into(),
             shape: shape_of(&[("bytes", copy.bytes as usize)]),
             flops: 0.0,
             bytes: copy.traffic() as f64,
@@ -505,7 +504,7 @@ impl<'g> Bench<'g> {
             }
             let mut g = self.group(c, case.kernel());
             for p in Precision::ALL {
-                let name = format!("{}/{p}", case.name());
+                let name = cases::bench_name(case, p);
                 if !self.selected(&name) {
                     continue;
                 }
@@ -532,11 +531,7 @@ impl<'g> Bench<'g> {
                     kernel: case.kernel(),
                     precision: p,
                     variant: plan,
-                    shape: case
-                        .inputs()
-                        .iter()
-                        .map(|t| (t.name.to_string(), t.len() as u64))
-                        .collect(),
+                    shape: case.dims(),
                     flops: case.flops(),
                     bytes,
                     clock: Clock::Auto,

@@ -67,7 +67,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
 /// wasm-bindgen CLI of the lockfile's version are installed when missing).
 pub fn build(root: &Path) -> Result<()> {
     ensure_wasm_target()?;
-    let bindgen = ensure_wasm_bindgen(root)?;
+    ensure_wasm_bindgen(root)?;
     super::cargo(
         &["build", "-p", "ceiling-web", "--target", WASM_TARGET],
         &[],
@@ -75,7 +75,7 @@ pub fn build(root: &Path) -> Result<()> {
     let wasm = target_dir(root)
         .join(WASM_TARGET)
         .join("debug/ceiling_web.wasm");
-    let status = Command::new(bindgen)
+    let status = Command::new("wasm-bindgen")
         .args(["--target", "web", "--no-typescript", "--out-dir"])
         .arg(root.join("web/pkg"))
         .arg(&wasm)
@@ -131,7 +131,7 @@ fn ensure_wasm_target() -> Result<()> {
 }
 
 /// The wasm-bindgen CLI must be the version of the wasm-bindgen crate in Cargo.lock.
-fn ensure_wasm_bindgen(root: &Path) -> Result<String> {
+fn ensure_wasm_bindgen(root: &Path) -> Result<()> {
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).context("reading Cargo.lock")?;
     let version = lock
         .split("[[package]]")
@@ -163,7 +163,7 @@ fn ensure_wasm_bindgen(root: &Path) -> Result<String> {
             &[],
         )?;
     }
-    Ok("wasm-bindgen".into())
+    Ok(())
 }
 
 /// A static file server of one folder on 127.0.0.1, on its own thread.

@@ -216,6 +216,14 @@ impl CopyBench {
         Ok(Self { src, dst, bytes })
     }
 
+    /// What a copy runs, as bench results name it.
+    pub const VARIANT: &'static str = "copy_buffer_to_buffer";
+
+    /// The bench case's name: `peak/copy-<size>MiB`.
+    pub fn name(&self) -> String {
+        format!("peak/copy-{}MiB", self.bytes >> 20)
+    }
+
     /// Records one copy of the whole buffer.
     pub fn copy(&self, gpu: &Gpu) -> Result<()> {
         gpu.encode(|e| e.copy_buffer_to_buffer(&self.src, 0, &self.dst, 0, self.bytes));

@@ -49,17 +49,17 @@ fn check_case(name: &str) -> Result<Box<dyn KernelCase>, JsValue> {
         .ok_or_else(|| js_error(format!("no check case is named {name}")))
 }
 
-/// The bench case and precision named `name` (`kernel/label/precision`).
+/// The bench case and precision whose result is named `name` (see `cases::bench_name`).
 fn bench_case(name: &str) -> Result<(Box<dyn KernelCase>, Precision), JsValue> {
-    let (case, precision) = name
-        .rsplit_once('/')
-        .ok_or_else(|| js_error(format!("{name}: expected case/precision")))?;
-    let precision: Precision = precision.parse().map_err(js_error)?;
-    let case = cases::benches(true)
+    cases::benches(true)
         .into_iter()
-        .find(|c| c.name() == case)
-        .ok_or_else(|| js_error(format!("no bench case is named {case}")))?;
-    Ok((case, precision))
+        .find_map(|c| {
+            let p = Precision::ALL
+                .into_iter()
+                .find(|&p| cases::bench_name(c.as_ref(), p) == name)?;
+            Some((c, p))
+        })
+        .ok_or_else(|| js_error(format!("no bench case is named {name}")))
 }
 
 /// The cases matching `pattern` (all without one), less attention with a head_dim above
@@ -71,10 +71,7 @@ fn chosen(
 ) -> Vec<Box<dyn KernelCase>> {
     cases::select(all, pattern.as_deref())
         .into_iter()
-        .filter(|c| match (max_head_dim, c.head_dim()) {
-            (Some(max), Some(hd)) => hd <= max,
-            _ => true,
-        })
+        .filter(|c| c.within_head_dim(max_head_dim))
         .collect()
 }
 
@@ -201,7 +198,7 @@ impl Session {
         let mut names = vec![];
         for case in chosen(cases::benches(true), pattern, max_head_dim) {
             for p in cases::precisions(&self.gpu, case.as_ref()) {
-                names.push(format!("{}/{p}", case.name()));
+                names.push(cases::bench_name(case.as_ref(), p));
             }
         }
         names
@@ -232,10 +229,10 @@ impl Session {
                     .await
                     .map_err(js_error)?;
             let result = BenchResult::new(
-                format!("peak/copy-{}MiB", copy.bytes >> 20),
+                copy.name(),
                 "copy",
-                "-",
-                "copy_buffer_to_buffer".into(),
+                "f32",
+                CopyBench::VARIANT.into(),
                 [("bytes".to_string(), copy.bytes)].into(),
                 0.0,
                 copy.traffic() as f64,

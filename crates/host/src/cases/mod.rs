@@ -25,6 +25,7 @@ pub use reduce::ColumnMomentsCase;
 pub use rope::RopeCase;
 pub use softmax::SoftmaxCase;
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use ceiling_core::reference::compare;
@@ -228,10 +229,32 @@ pub trait KernelCase: Send + Sync {
         None
     }
 
+    /// Whether the case stays within a cap on the head dimension (each head dim is an
+    /// attention kernel of its own, slow to compile on some adapters); no cap: always.
+    fn within_head_dim(&self, max: Option<usize>) -> bool {
+        match (max, self.head_dim()) {
+            (Some(max), Some(hd)) => hd <= max,
+            _ => true,
+        }
+    }
+
     /// `kernel/label`: what filters match and what every report prints.
     fn name(&self) -> String {
         format!("{}/{}", self.kernel(), self.label())
     }
+
+    /// The input sizes by name: the shape a bench result records.
+    fn dims(&self) -> BTreeMap<String, u64> {
+        self.inputs()
+            .iter()
+            .map(|t| (t.name.to_string(), t.len() as u64))
+            .collect()
+    }
+}
+
+/// The name of `case`'s bench result at `precision`: `kernel/label/precision`.
+pub fn bench_name(case: &dyn KernelCase, precision: Precision) -> String {
+    format!("{}/{precision}", case.name())
 }
 
 /// `defaults` followed by the `extra` variants it lacks.
@@ -535,17 +558,12 @@ pub async fn bench(
         prepared[i % SETS].launch(gpu, case, variant).map(|_| ())
     })
     .await?;
-    let shape = case
-        .inputs()
-        .iter()
-        .map(|t| (t.name.to_string(), t.len() as u64))
-        .collect();
     Ok(BenchResult::new(
-        format!("{}/{precision}", case.name()),
+        bench_name(case, precision),
         case.kernel(),
         &precision.to_string(),
         plan,
-        shape,
+        case.dims(),
         case.flops(),
         case.bytes(precision),
         SETS,
