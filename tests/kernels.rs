@@ -35,9 +35,9 @@ const TESTED: &[&str] = &[
     "mul",
 ];
 
-/// Checks `case` at every precision and variant; returns the failures.
-fn check_case(case: &dyn KernelCase, run_seed: u64) -> Vec<String> {
-    let results = cases::check_every_variant(gpu(), case, run_seed, |r| eprintln!("{r}")).unwrap();
+/// Checks `case` at every precision and variant on `gpu`; returns the failures.
+fn check_case(gpu: &ceiling_host::Gpu, case: &dyn KernelCase, run_seed: u64) -> Vec<String> {
+    let results = cases::check_every_variant(gpu, case, run_seed, |r| eprintln!("{r}")).unwrap();
     results
         .iter()
         .filter(|r| !r.passed())
@@ -45,14 +45,11 @@ fn check_case(case: &dyn KernelCase, run_seed: u64) -> Vec<String> {
         .collect()
 }
 
-/// Every registered case of `kernel`.
+/// Every registered case of `kernel`, shared out among one worker per core, each on its own
+/// device: lavapipe compiles a kernel when it first runs, on its device's one queue thread,
+/// so workers sharing a device compiled one kernel at a time (attention took 7.8 minutes from
+/// a cold shader cache on 2 cores, where each worker on its own device lets both cores work).
 fn check_kernel(kernel: &str) {
-    check_kernel_shard(kernel, 0, 1);
-}
-
-/// The registered cases of `kernel` whose index is `shard` modulo `shards`: the slowest
-/// kernels' cases run as several tests, side by side.
-fn check_kernel_shard(kernel: &str, shard: usize, shards: usize) {
     let run_seed = ceiling_fuzz::fixtures::seed_from_env("CEILING_TEST_SEED");
     eprintln!("{kernel}: CEILING_TEST_SEED={run_seed}");
     // Under CI an adapter without f16 (or subgroups) fails here rather than silently
@@ -67,22 +64,43 @@ fn check_kernel_shard(kernel: &str, shard: usize, shards: usize) {
     let max_head_dim = std::env::var("CEILING_TEST_MAX_HEAD_DIM")
         .ok()
         .and_then(|v| v.parse::<usize>().ok());
-    let mut failures = vec![];
-    let mut checked = 0;
-    let of_kernel = cases::checks().into_iter().filter(|c| c.kernel() == kernel);
-    for case in of_kernel.skip(shard).step_by(shards) {
-        if !case.within_head_dim(max_head_dim) {
-            eprintln!(
-                "SKIPPED here (CEILING_TEST_MAX_HEAD_DIM={}): {}",
-                max_head_dim.unwrap_or_default(),
-                case.name()
-            );
-            continue;
-        }
-        failures.extend(check_case(case.as_ref(), run_seed));
-        checked += 1;
+    let (to_check, skipped): (Vec<_>, Vec<_>) = cases::checks()
+        .into_iter()
+        .filter(|c| c.kernel() == kernel)
+        .partition(|c| c.within_head_dim(max_head_dim));
+    for case in &skipped {
+        eprintln!(
+            "SKIPPED here (CEILING_TEST_MAX_HEAD_DIM={}): {}",
+            max_head_dim.unwrap_or_default(),
+            case.name()
+        );
     }
-    assert!(checked > 0, "no {kernel} case was checked");
+    assert!(!to_check.is_empty(), "no {kernel} case was checked");
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(to_check.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let own = own_gpu();
+                    let mut failures = vec![];
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(case) = to_check.get(i) else {
+                            return failures;
+                        };
+                        failures.extend(check_case(&own, case.as_ref(), run_seed));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a check worker panicked"))
+            .collect()
+    });
     assert!(
         failures.is_empty(),
         "{} failed:\n{}",
@@ -97,18 +115,8 @@ fn matmul_matches_reference() {
 }
 
 #[test]
-fn attention_matches_reference_0() {
-    check_kernel_shard("attention", 0, 3);
-}
-
-#[test]
-fn attention_matches_reference_1() {
-    check_kernel_shard("attention", 1, 3);
-}
-
-#[test]
-fn attention_matches_reference_2() {
-    check_kernel_shard("attention", 2, 3);
+fn attention_matches_reference() {
+    check_kernel("attention");
 }
 
 #[test]

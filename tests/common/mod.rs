@@ -15,13 +15,18 @@ use rand_chacha::ChaCha8Rng;
 /// pin lavapipe with WGPU_BACKEND=vulkan.
 pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| match Gpu::new(&AdapterRequest::default()) {
-        Ok(gpu) => {
-            eprintln!("adapter: {} ({})", gpu.name(), gpu.summary.backend);
-            gpu
-        }
-        Err(e) => panic!("kernel tests need a GPU adapter: {e}"),
+    GPU.get_or_init(|| {
+        let gpu = own_gpu();
+        eprintln!("adapter: {} ({})", gpu.name(), gpu.summary.backend);
+        gpu
     })
+}
+
+/// A device of the test's own on the same adapter, for work that should not queue behind
+/// other tests' (each device has its own queue).
+pub fn own_gpu() -> Gpu {
+    Gpu::new(&AdapterRequest::default())
+        .unwrap_or_else(|e| panic!("kernel tests need a GPU adapter: {e}"))
 }
 
 /// A fresh seed per run (printed, and fixed by CEILING_TEST_SEED to reproduce a failure).
