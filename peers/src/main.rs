@@ -23,6 +23,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use burn::tensor::wgpu::{wgpu, WgpuBackend};
 use burn::tensor::{Device, DeviceKind};
+use ceiling_core::adapter::DeviceType;
 use ceiling_core::kernel::{AttentionShape, MatmulShape};
 use ceiling_host::kernels::{AttentionKernel, AttentionPlan, MatmulKernel, MatmulPlan};
 use ceiling_host::timing::{
@@ -274,15 +275,15 @@ fn burn_device(gpu: &Gpu) -> Result<(Device, wgpu::AdapterInfo)> {
         pollster::block_on(instance.enumerate_adapters(backends))
             .iter()
             .map(|a| a.get_info())
-            .filter(|i| format!("{:?}", i.device_type) == s.device_type)
+            .filter(|i| format!("{:?}", i.device_type) == s.device_type.name())
             .collect();
     let index = same_type.iter().position(|i| i.name == s.name).unwrap_or(0);
-    let kind = match s.device_type.as_str() {
-        "Cpu" => DeviceKind::Cpu,
-        "DiscreteGpu" => DeviceKind::DiscreteGpu(index),
-        "IntegratedGpu" => DeviceKind::IntegratedGpu(index),
-        "VirtualGpu" => DeviceKind::VirtualGpu(index),
-        _ => DeviceKind::DefaultDevice,
+    let kind = match s.device_type {
+        DeviceType::Cpu => DeviceKind::Cpu,
+        DeviceType::DiscreteGpu => DeviceKind::DiscreteGpu(index),
+        DeviceType::IntegratedGpu => DeviceKind::IntegratedGpu(index),
+        DeviceType::VirtualGpu => DeviceKind::VirtualGpu(index),
+        DeviceType::Other => DeviceKind::DefaultDevice,
     };
     let (device, setup) = Device::wgpu_options()
         .device_kind(kind.clone())
