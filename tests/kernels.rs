@@ -45,10 +45,8 @@ fn check_case(gpu: &ceiling_host::Gpu, case: &dyn KernelCase, run_seed: u64) -> 
         .collect()
 }
 
-/// Every registered case of `kernel`, shared out among one worker per core, each on its own
-/// device: lavapipe compiles a kernel when it first runs, on its device's one queue thread,
-/// so workers sharing a device compiled one kernel at a time (attention took 7.8 minutes from
-/// a cold shader cache on 2 cores, where each worker on its own device lets both cores work).
+/// Every registered case of `kernel`, on a device per core (`on_own_devices`: from a cold
+/// shader cache on 2 cores, attention took 7.8 minutes on one shared device, 4.5 on two).
 fn check_kernel(kernel: &str) {
     let run_seed = ceiling_fuzz::fixtures::seed_from_env("CEILING_TEST_SEED");
     eprintln!("{kernel}: CEILING_TEST_SEED={run_seed}");
@@ -76,30 +74,8 @@ fn check_kernel(kernel: &str) {
         );
     }
     assert!(!to_check.is_empty(), "no {kernel} case was checked");
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(to_check.len());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failures: Vec<String> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let own = own_gpu();
-                    let mut failures = vec![];
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(case) = to_check.get(i) else {
-                            return failures;
-                        };
-                        failures.extend(check_case(&own, case.as_ref(), run_seed));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a check worker panicked"))
-            .collect()
+    let failures = on_own_devices(&to_check, |gpu, case| {
+        check_case(gpu, case.as_ref(), run_seed)
     });
     assert!(
         failures.is_empty(),

@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use ceiling_core::curve::Choice;
 use ceiling_core::sweep::{
@@ -531,40 +530,22 @@ fn clt_slope_interval_covers_its_expectation_at_the_nominal_rate() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
-    // The seeds shared out among one worker per core, each on its own device (its own queue).
-    let next = AtomicU64::new(1000);
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut misses: Vec<String> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let gpu = own_gpu();
-                    let mut misses = Vec::new();
-                    loop {
-                        let seed = next.fetch_add(1, Ordering::Relaxed);
-                        if seed >= 1000 + runs {
-                            return misses;
-                        }
-                        let mut cfg = config(Preset::Clt);
-                        cfg.lengths = vec![16, 32, 64, 128, 256];
-                        cfg.samples = 128;
-                        cfg.seed = seed;
-                        let dir = tempfile::tempdir().unwrap();
-                        let s = run_on(&gpu, &cfg, dir.path());
-                        let e = s.fits[0].expected_slope.expect("an expectation");
-                        let sl = slope(&s);
-                        if !sl.ci.covers(e) {
-                            misses
-                                .push(format!("seed {seed}: {:.3} {} vs {e:.3}", sl.slope, sl.ci));
-                        }
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a coverage worker panicked"))
-            .collect()
+    // The seeds on a device per core.
+    let seeds: Vec<u64> = (1000..1000 + runs).collect();
+    let mut misses = on_own_devices(&seeds, |gpu, &seed| {
+        let mut cfg = config(Preset::Clt);
+        cfg.lengths = vec![16, 32, 64, 128, 256];
+        cfg.samples = 128;
+        cfg.seed = seed;
+        let dir = tempfile::tempdir().unwrap();
+        let s = run_on(gpu, &cfg, dir.path());
+        let e = s.fits[0].expected_slope.expect("an expectation");
+        let sl = slope(&s);
+        if sl.ci.covers(e) {
+            vec![]
+        } else {
+            vec![format!("seed {seed}: {:.3} {} vs {e:.3}", sl.slope, sl.ci)]
+        }
     });
     misses.sort();
     let covered = runs - misses.len() as u64;

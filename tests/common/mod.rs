@@ -29,6 +29,40 @@ pub fn own_gpu() -> Gpu {
         .unwrap_or_else(|e| panic!("kernel tests need a GPU adapter: {e}"))
 }
 
+/// `each` over `items`, shared out among one worker per core, each worker on a device of its
+/// own: lavapipe compiles a kernel when it first runs, on its device's one queue thread, so
+/// workers sharing a device would compile (and run) one kernel at a time. Returns what every
+/// call returned, in no particular order.
+pub fn on_own_devices<T: Sync, R: Send>(
+    items: &[T],
+    each: impl Fn(&Gpu, &T) -> Vec<R> + Sync,
+) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let gpu = own_gpu();
+                    let mut out = Vec::new();
+                    while let Some(item) =
+                        items.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        out.extend(each(&gpu, item));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a worker panicked"))
+            .collect()
+    })
+}
+
 /// A fresh seed per run (printed, and fixed by CEILING_TEST_SEED to reproduce a failure).
 pub fn rng(test: &str) -> ChaCha8Rng {
     let seed = ceiling_fuzz::fixtures::seed_from_env("CEILING_TEST_SEED");
